@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# One-time setup on a fresh Debian 12 machine (run as root, or with apt packages already present):
+# the system packages the tests and the demo use, then the npm dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+APT_PACKAGES=(chromium python3-nbclient python3-nbconvert jupyter-notebook python3-jupyter-kernel-test)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  else
+    echo "setup: missing Debian packages: ${missing[*]} (run as root or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+fi
+if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+npm run build

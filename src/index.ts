@@ -1,0 +1,18 @@
+/**
+ * arrakis-ts: mechanistic interpretability of transformer language models in TypeScript.
+ * The published API; everything else is internal.
+ */
+import * as tf from "@tensorflow/tfjs";
+
+export { tf };
+export { initBackend, backend, backendReport } from "./backend";
+export { ArrakisError } from "./errors";
+export { HookedAutoConfig, type HookedAutoConfigFields } from "./model/config";
+export { HookedAutoModel, embeddedModelDir, type ModelOptions, type RunWithCacheOptions } from "./model/hooked-model";
+export { ActivationCache } from "./model/cache";
+export type { HookFn, HookContext, HookSpec, HookTarget, HookHandle, HookPointInfo } from "./model/hooks";
+export type { ModelDims, FamilyName } from "./model/types";
+export type { ModelInput } from "./model/input";
+export { ARRAKIS_NAMES, implementedFamilies } from "./model/adapters";
+export { TextTokenizer } from "./io/tokenizer";
+export { readSafetensors, writeSafetensors, encodeSafetensors, SafetensorsFile } from "./io/safetensors";

@@ -1,0 +1,380 @@
+/**
+ * `HookedAutoModel`: a decoder-only transformer whose every intermediate activation is a named hook point.
+ *
+ *     const model = await HookedAutoModel.fromPretrained("path/to/hf-folder");
+ *     const logits = model.forward("the cat sat");                     // [batch, pos, vocab]
+ *     const { logits: l2, cache } = model.runWithCache("the cat sat"); // cache.get("blocks.0.attn.hook_pattern")
+ *     cache.dispose(); logits.dispose(); l2.dispose();
+ *
+ * Ownership: every returned tensor belongs to the caller; caches belong to the caller until `dispose()`.
+ * Each block runs in its own `tf.tidy`, so intermediates never outlive their block (and the wasm heap, which
+ * never shrinks, only ever holds one block's worth of them).
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { initBackend } from "../backend";
+import { ArrakisError, fail, show } from "../errors";
+import { readCheckpoint, readConfigJson } from "../io/hf-dir";
+import { TextTokenizer } from "../io/tokenizer";
+import { ActivationCache } from "./cache";
+import { type At, attention, causalMask, mlp, norm, project, rotaryTables } from "./components";
+import { HookedAutoConfig } from "./config";
+import { type HookFn, type HookHandle, type HookPointInfo, HookRegistry, type HookSpec, type HookTarget, hookPointsFor } from "./hooks";
+import { initParams } from "./init";
+import { idsFromTensor, type ModelInput, validateIds } from "./input";
+import type { LayerParams, ModelDims, ModelParams } from "./types";
+import { WeightReader } from "./weights";
+
+export interface ModelOptions {
+  /** Seed of the random initialisation (default 0). */
+  seed?: number;
+  /** Tokenizer for string input. */
+  tokenizer?: TextTokenizer | null;
+  /** Prepend the BOS token to string input (default: what the tokenizer's post-processor does, as in HF). */
+  prependBos?: boolean;
+}
+
+export interface RunWithCacheOptions {
+  /** Hook names (or a predicate) to record; default all. Only these are kept. */
+  names?: string[] | ((name: string) => boolean);
+}
+
+export interface LossOptions {
+  /** Return the loss of every prediction `[batch][pos - 1]` instead of the mean. */
+  perToken?: boolean;
+}
+
+/** What one forward pass does at each hook point: user hooks, then caching. */
+interface RunState {
+  hooks: HookRegistry;
+  cache: ActivationCache | null;
+  cacheFilter: ((name: string) => boolean) | null;
+}
+
+export class HookedAutoModel {
+  readonly config: HookedAutoConfig;
+  /** Normalised dimensions: nLayers, nHeads, nKvHeads, dModel, dHead, dMlp, dVocab, nCtx, and flags. */
+  readonly cfg: Readonly<ModelDims>;
+  /** Every hook point with its shape and meaning, in forward order. */
+  readonly hookPoints: readonly HookPointInfo[];
+  /** Every hook name, in forward order. */
+  readonly hookNames: readonly string[];
+  tokenizer: TextTokenizer | null;
+  /** Whether string input gets a BOS token prepended (the model's one BOS policy). */
+  prependBos: boolean;
+  /** Where the weights came from (a folder, or "random(seed=…)"). */
+  readonly source: string;
+  /** @internal The weights; tools that edit weights (mergeHeads) swap entries and restore them. */
+  params: ModelParams;
+  private readonly hooks: HookRegistry;
+  private disposed = false;
+
+  constructor(config: HookedAutoConfig, options: ModelOptions = {}, params?: ModelParams, source?: string) {
+    if (!(config instanceof HookedAutoConfig)) fail(`HookedAutoModel expects a HookedAutoConfig, got ${show(config)}`);
+    this.config = config;
+    this.cfg = config.dims;
+    this.hookPoints = hookPointsFor(this.cfg);
+    this.hookNames = this.hookPoints.map((p) => p.name);
+    this.hooks = new HookRegistry(this.hookNames);
+    const seed = options.seed ?? 0;
+    this.params = params ?? tidyParams(() => initParams(this.cfg, seed));
+    this.source = source ?? `random(seed=${seed})`;
+    this.tokenizer = options.tokenizer ?? null;
+    this.prependBos = options.prependBos ?? this.tokenizer?.addsBos ?? false;
+  }
+
+  /**
+   * Loads a Hugging Face checkpoint folder (config.json + safetensors [+ tokenizer.json]) or a Hub id.
+   * With no argument, loads the small model shipped with the package.
+   */
+  static async fromPretrained(dirOrId?: string, options: Omit<ModelOptions, "seed"> & Record<string, unknown> = {}): Promise<HookedAutoModel> {
+    await initBackend();
+    const dir = dirOrId === undefined ? embeddedModelDir() : await resolveModelDir(dirOrId, options);
+    const hf = readConfigJson(dir);
+    const config = new HookedAutoConfig({ ...hf, name: String(hf.model_type ?? hf.name ?? "") }, { strict: false });
+    const stored = readCheckpoint(dir);
+    const reader = new WeightReader(stored, config.adapter.weightPrefixes, config.adapter.ignoredWeights);
+    const params = tidyParams(() => config.adapter.loadWeights(reader, config.dims));
+    try {
+      reader.finish(config.name);
+    } catch (e) {
+      disposeParams(params);
+      throw e;
+    }
+    const tokenizer = options.tokenizer ?? TextTokenizer.fromDir(dir);
+    return new HookedAutoModel(config, { ...options, tokenizer }, params, dir);
+  }
+
+  // ---------------------------------------------------------------- tokens
+
+  /** Token ids `[batch, pos]` (int32, owned by the caller) for any accepted input. */
+  toTokens(input: ModelInput, opts: { prependBos?: boolean } = {}): tf.Tensor2D {
+    const rows = this.tokenRows(input, opts.prependBos);
+    return tf.tensor2d(rows.flat(), [rows.length, rows[0].length], "int32");
+  }
+
+  /** The vocabulary strings of a single sequence (a string or ids). */
+  toStrTokens(input: string | number[] | tf.Tensor, opts: { prependBos?: boolean } = {}): string[] {
+    const rows = this.tokenRows(input as ModelInput, opts.prependBos);
+    if (rows.length !== 1) fail(`toStrTokens takes one sequence, got a batch of ${rows.length}`);
+    return rows[0].map((id) => this.idToToken(id));
+  }
+
+  /** The vocabulary string of one id (`<id>` when the model has no tokenizer). */
+  idToToken(id: number): string {
+    return this.tokenizer ? this.tokenizer.idToToken(id) : `<${id}>`;
+  }
+
+  /** @internal Validated token-id rows `[batch][pos]`. */
+  tokenRows(input: ModelInput, prependBos = this.prependBos): number[][] {
+    let rows: number[][];
+    if (typeof input === "string") rows = [this.encodeText(input, prependBos)];
+    else if (input instanceof tf.Tensor) rows = idsFromTensor(input);
+    else if (Array.isArray(input) && input.length && input.every((x) => typeof x === "string")) rows = (input as string[]).map((s) => this.encodeText(s, prependBos));
+    else if (Array.isArray(input) && input.length && input.every((x) => Array.isArray(x))) rows = input as number[][];
+    else if (Array.isArray(input) && input.every((x) => typeof x === "number")) rows = [input as number[]];
+    else fail(`input must be a string, string[], number[], number[][] or an int32 tensor, got ${show(input)}`);
+    return validateIds(rows, this.cfg.dVocab, this.cfg.positional === "learned" ? this.cfg.nCtx : null);
+  }
+
+  private encodeText(text: string, prependBos: boolean): number[] {
+    if (!this.tokenizer) fail(`string input ${show(text.slice(0, 40))} needs a tokenizer, and this model (${this.source}) has none: pass token ids, or load a folder with tokenizer.json`);
+    if (!text.length) fail("input is empty: expected a non-empty string");
+    const ids = this.tokenizer.encode(text);
+    if (!prependBos) return ids;
+    if (this.cfg.bosTokenId === null) fail(`prependBos is on but the config has no bos_token_id`);
+    return [this.cfg.bosTokenId, ...ids];
+  }
+
+  // ---------------------------------------------------------------- hooks
+
+  /** Attaches a hook that stays until `handle.remove()` or `resetHooks()`; used by the tools' ablations. */
+  addHook(target: HookTarget, fn: HookFn): HookHandle {
+    this.checkAlive();
+    return this.hooks.add(target, fn);
+  }
+
+  /** Removes every attached hook (the kernel calls this after an interrupt). */
+  resetHooks(): void {
+    this.hooks.clear();
+  }
+
+  /** Number of hooks currently attached. */
+  get hookCount(): number {
+    return this.hooks.count;
+  }
+
+  // ---------------------------------------------------------------- running
+
+  /** Logits `[batch, pos, vocab]` (owned by the caller). */
+  forward(input: ModelInput): tf.Tensor3D {
+    return this.run(input, { hooks: this.hooks, cache: null, cacheFilter: null });
+  }
+
+  /** Runs with temporary hooks, removed afterwards even when a hook throws. */
+  runWithHooks(input: ModelInput, hooks: HookSpec[]): tf.Tensor3D {
+    if (!Array.isArray(hooks)) fail(`runWithHooks expects a list of [hookName, fn] pairs, got ${show(hooks)}`);
+    const handles: HookHandle[] = [];
+    try {
+      for (const spec of hooks) {
+        if (!Array.isArray(spec) || spec.length !== 2) fail(`each hook must be a [hookName, fn] pair, got ${show(spec)}`);
+        handles.push(this.addHook(spec[0], spec[1]));
+      }
+      return this.forward(input);
+    } finally {
+      for (const h of handles) h.remove();
+    }
+  }
+
+  /** Logits and an ActivationCache of the named hook points (default all); both owned by the caller. */
+  runWithCache(input: ModelInput, options: RunWithCacheOptions = {}): { logits: tf.Tensor3D; cache: ActivationCache } {
+    const cache = new ActivationCache();
+    const filter = this.cacheFilter(options.names);
+    try {
+      const logits = this.run(input, { hooks: this.hooks, cache, cacheFilter: filter });
+      return { logits, cache };
+    } catch (e) {
+      cache.dispose();
+      throw e;
+    }
+  }
+
+  /**
+   * Mean next-token cross-entropy: loss at position t predicts token t+1. Default: the mean over every
+   * prediction of the batch (HF's `labels=input_ids` loss); `perToken`: `[batch][pos - 1]`.
+   */
+  loss(input: ModelInput, opts: { perToken: true }): number[][];
+  loss(input: ModelInput, opts?: { perToken?: false }): number;
+  loss(input: ModelInput, opts: LossOptions = {}): number | number[][] {
+    const rows = this.tokenRows(input);
+    if (rows[0].length < 2) fail(`loss needs at least 2 tokens per sequence to predict one, got ${rows[0].length}`);
+    const logits = this.forward(rows);
+    try {
+      const perToken = tokenLosses(logits, rows);
+      return opts.perToken ? perToken : mean(perToken.flat());
+    } finally {
+      logits.dispose();
+    }
+  }
+
+  /** Frees the weights; the model cannot be used afterwards. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.hooks.clear();
+    disposeParams(this.params);
+  }
+
+  toString(): string {
+    const c = this.cfg;
+    return `HookedAutoModel(${c.family}: ${c.nLayers} layers, ${c.nHeads} heads${c.nKvHeads !== c.nHeads ? ` / ${c.nKvHeads} kv` : ""}, d_model ${c.dModel}, vocab ${c.dVocab}; ${this.source})`;
+  }
+
+  private cacheFilter(names: RunWithCacheOptions["names"]): (name: string) => boolean {
+    if (names === undefined) return () => true;
+    if (typeof names === "function") {
+      this.hooks.resolve(names);
+      return names;
+    }
+    if (!Array.isArray(names)) fail(`names must be a list of hook names or a predicate, got ${show(names)}`);
+    const set = new Set(names.flatMap((n) => this.hooks.resolve(n)));
+    return (n) => set.has(n);
+  }
+
+  private checkAlive(): void {
+    if (this.disposed) fail("this model was disposed");
+  }
+
+  /** The forward pass: embeddings, one tidy per block, unembedding. */
+  private run(input: ModelInput, state: RunState): tf.Tensor3D {
+    this.checkAlive();
+    const rows = this.tokenRows(input);
+    const T = rows[0].length;
+    const c = this.cfg;
+    const point = (name: string, layer: number | null) => <X extends tf.Tensor>(x: X): X => this.atPoint(state, name, layer, x);
+    let resid = tf.tidy(() => {
+      const tokens = tf.tensor2d(rows.flat(), [rows.length, T], "int32");
+      let x = tf.gather(this.params.wE, tokens) as unknown as tf.Tensor3D; // [batch, pos, d_model]
+      if (c.embedScale !== 1) x = tf.mul(x, tf.scalar(c.embedScale, "float32"));
+      x = point("hook_embed", null)(x);
+      if (this.params.wPos) {
+        const pos = tf.broadcastTo(tf.slice(this.params.wPos, [0, 0], [T, c.dModel]), [rows.length, T, c.dModel]) as tf.Tensor3D;
+        x = tf.add(x, point("hook_pos_embed", null)(pos));
+      }
+      return x;
+    });
+    try {
+      for (let l = 0; l < c.nLayers; l++) {
+        const next = tf.tidy(() => this.block(l, resid, state));
+        resid.dispose();
+        resid = next;
+      }
+      const final = resid;
+      return tf.tidy(() => {
+        const [B] = final.shape;
+        const normed = point("ln_final.hook_normalized", null)(norm(c, final, this.params.lnFinal));
+        const logits = project(tf.reshape(normed, [B * T, c.dModel]), this.params.wU, this.params.bU);
+        return tf.reshape(logits, [B, T, c.dVocab]) as tf.Tensor3D; // [batch, pos, vocab]
+      });
+    } finally {
+      resid.dispose();
+    }
+  }
+
+  private block(l: number, residIn: tf.Tensor3D, state: RunState): tf.Tensor3D {
+    const c = this.cfg;
+    const p: LayerParams = this.params.layers[l];
+    const at: At = (local, x) => this.atPoint(state, `blocks.${l}.${local}`, l, x);
+    const T = residIn.shape[1];
+    const inputs = {
+      mask: causalMask(T, c.windows[l]),
+      rotary: c.positional === "rotary" ? rotaryTables(T, c.rotaryDim, c.rotaryBase) : undefined,
+    };
+    const resid = at("hook_resid_pre", residIn);
+    const attnOut = at("hook_attn_out", attention(c, at("ln1.hook_normalized", norm(c, resid, p.ln1)), p.attn, inputs, at));
+    if (c.parallelResidual) {
+      const mlpOut = at("hook_mlp_out", mlp(c, at("ln2.hook_normalized", norm(c, resid, p.ln2)), p.mlp, at));
+      return at("hook_resid_post", tf.add(tf.add(resid, attnOut), mlpOut) as tf.Tensor3D);
+    }
+    const mid = at("hook_resid_mid", tf.add(resid, attnOut) as tf.Tensor3D);
+    const mlpOut = at("hook_mlp_out", mlp(c, at("ln2.hook_normalized", norm(c, mid, p.ln2)), p.mlp, at));
+    return at("hook_resid_post", tf.add(mid, mlpOut) as tf.Tensor3D);
+  }
+
+  /** A hook point: run the attached hooks in order (each may replace the activation), then record it. */
+  private atPoint<X extends tf.Tensor>(state: RunState, name: string, layer: number | null, x: X): X {
+    let out = x;
+    for (const fn of state.hooks.get(name) ?? []) {
+      let r: tf.Tensor | void | undefined;
+      try {
+        r = fn(out, { name, layer });
+      } catch (e) {
+        if (e instanceof Error && !(e instanceof ArrakisError)) e.message = `hook on ${name} threw: ${e.message}`;
+        throw e;
+      }
+      if (r === undefined || r === null) continue;
+      if (!(r instanceof tf.Tensor)) fail(`hook on ${name} returned ${show(r)}; expected a tensor or nothing`);
+      if (r.shape.length !== out.shape.length || r.shape.some((d, i) => d !== out.shape[i])) {
+        fail(`hook on ${name} returned shape ${show(r.shape)}; expected ${show(out.shape)}`);
+      }
+      out = (r.dtype === out.dtype ? r : tf.cast(r, out.dtype)) as X;
+    }
+    if (state.cache && state.cacheFilter?.(name)) state.cache.set(name, tf.keep(out.clone()));
+    return out;
+  }
+}
+
+/** Per-token next-token cross-entropy `[batch][pos - 1]` from logits `[batch, pos, vocab]`. */
+export function tokenLosses(logits: tf.Tensor3D, rows: number[][]): number[][] {
+  const [B, T, V] = logits.shape;
+  const values = tf.tidy(() => {
+    const logp = tf.logSoftmax(tf.slice(logits, [0, 0, 0], [B, T - 1, V])); // [batch, pos-1, vocab]
+    const targets = tf.tensor2d(rows.map((r) => r.slice(1)).flat(), [B, T - 1], "int32");
+    return tf.neg(tf.sum(tf.mul(logp, tf.oneHot(targets, V)), -1)); // [batch, pos-1]
+  });
+  const flat = Array.from(values.dataSync());
+  values.dispose();
+  return Array.from({ length: B }, (_, b) => flat.slice(b * (T - 1), (b + 1) * (T - 1)));
+}
+
+function mean(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0) / xs.length;
+}
+
+/** tf.tidy for a function returning the parameter tree (which tf's TensorContainer type cannot name). */
+export function tidyParams(fn: () => ModelParams): ModelParams {
+  return tf.tidy(() => fn() as unknown as tf.TensorContainer) as unknown as ModelParams;
+}
+
+export function disposeParams(p: ModelParams): void {
+  tf.dispose(p as unknown as tf.TensorContainer);
+}
+
+/** The package root (the folder with package.json), from src/ or dist/src/. */
+export function packageRoot(): string {
+  let dir = __dirname;
+  while (!fs.existsSync(path.join(dir, "package.json"))) {
+    const up = path.dirname(dir);
+    if (up === dir) fail(`cannot find the arrakis-ts package root above ${__dirname}`);
+    dir = up;
+  }
+  return dir;
+}
+
+/** The small model trained for and shipped with the package (see its model card). */
+export function embeddedModelDir(): string {
+  const dir = path.join(packageRoot(), "src", "assets", "induction-2l");
+  if (!fs.existsSync(path.join(dir, "config.json"))) fail(`the embedded model is missing from ${show(dir)} (reinstall the package)`);
+  return dir;
+}
+
+/** A local folder as is; anything else is treated as a Hugging Face Hub id. */
+async function resolveModelDir(dirOrId: string, options: Record<string, unknown>): Promise<string> {
+  if (typeof dirOrId !== "string" || !dirOrId) fail(`fromPretrained expects a folder or a Hub id, got ${show(dirOrId)}`);
+  if (fs.existsSync(dirOrId)) return dirOrId;
+  if (dirOrId.startsWith(".") || dirOrId.startsWith("/") || dirOrId.includes("\\")) fail(`model folder ${show(dirOrId)} does not exist`);
+  // The Hub client is loaded lazily: local folders never touch it (or the network).
+  const hub = require("../io/hub") as { resolvePretrained(id: string, opts?: Record<string, unknown>): Promise<string> };
+  return hub.resolvePretrained(dirOrId, options);
+}

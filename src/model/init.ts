@@ -1,0 +1,65 @@
+/**
+ * Seeded random initialisation (what `new HookedAutoModel(config)` gives): N(0, initializer_range²) for
+ * matrices, ones for norm weights (zeros for Gemma's (1 + w) norms), zeros for biases. A small JS PRNG makes
+ * the weights identical on every backend for the same seed.
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { ModelDims, ModelParams, NormParams } from "./types";
+
+/** mulberry32: a tiny, well-distributed 32-bit PRNG. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function initParams(c: ModelDims, seed: number): ModelParams {
+  const rand = mulberry32(seed);
+  const normal = (shape: number[]): tf.Tensor => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i += 2) {
+      // Box–Muller: two independent normals per pair of uniforms.
+      const r = Math.sqrt(-2 * Math.log(1 - rand())) * c.initStd;
+      const th = 2 * Math.PI * rand();
+      out[i] = r * Math.cos(th);
+      if (i + 1 < n) out[i + 1] = r * Math.sin(th);
+    }
+    return tf.tensor(out, shape);
+  };
+  const m = (rows: number, cols: number) => normal([rows, cols]) as tf.Tensor2D;
+  const zeros = (n: number) => tf.zeros([n]) as tf.Tensor1D;
+  const normP = (): NormParams => ({
+    w: (c.normWeightOffset ? tf.zeros([c.dModel]) : tf.ones([c.dModel])) as tf.Tensor1D,
+    b: c.normKind === "layernorm" ? zeros(c.dModel) : undefined,
+  });
+  const q = c.nHeads * c.dHead;
+  const kv = c.nKvHeads * c.dHead;
+  const bias = c.normKind === "layernorm"; // LayerNorm families carry biases on their projections
+  const layers = Array.from({ length: c.nLayers }, () => ({
+    ln1: normP(),
+    ln2: normP(),
+    attn: {
+      wQ: m(c.dModel, q), wK: m(c.dModel, kv), wV: m(c.dModel, kv), wO: m(q, c.dModel),
+      ...(bias ? { bQ: zeros(q), bK: zeros(kv), bV: zeros(kv), bO: zeros(c.dModel) } : {}),
+    },
+    mlp: {
+      wIn: m(c.dModel, c.dMlp), wOut: m(c.dMlp, c.dModel),
+      ...(c.gatedMlp ? { wGate: m(c.dModel, c.dMlp) } : {}),
+      ...(bias && !c.gatedMlp ? { bIn: zeros(c.dMlp), bOut: zeros(c.dModel) } : {}),
+    },
+  }));
+  const wE = m(c.dVocab, c.dModel);
+  return {
+    wE,
+    wPos: c.positional === "learned" ? m(c.nCtx, c.dModel) : undefined,
+    layers,
+    lnFinal: normP(),
+    wU: c.tiedEmbeddings ? (tf.transpose(wE) as tf.Tensor2D) : m(c.dModel, c.dVocab),
+  };
+}

@@ -129,6 +129,7 @@ export class HookedAutoModel {
   /** @internal Validated token-id rows `[batch][pos]`. */
   tokenRows(input: ModelInput, prependBos = this.prependBos): number[][] {
     let rows: number[][];
+    if (Array.isArray(input) && input.length === 0) fail("input is empty: expected at least one token");
     if (typeof input === "string") rows = [this.encodeText(input, prependBos)];
     else if (input instanceof tf.Tensor) rows = idsFromTensor(input);
     else if (Array.isArray(input) && input.length && input.every((x) => typeof x === "string")) rows = (input as string[]).map((s) => this.encodeText(s, prependBos));

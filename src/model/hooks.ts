@@ -127,9 +127,21 @@ export class HookRegistry {
   }
 }
 
-/** ", did you mean …?" for a near-miss hook name. */
+/** ", did you mean …?" for a near-miss hook name: the closest names by edit distance. */
 function suggest(name: string, names: readonly string[]): string {
-  const tail = name.split(".").pop() ?? name;
-  const close = names.filter((n) => n.endsWith(tail) || n.includes(name)).slice(0, 3);
-  return close.length ? ` (did you mean ${close.map((c) => show(c)).join(" or ")}?)` : "";
+  const scored = names.map((n) => ({ n, d: editDistance(name, n) })).filter((x) => x.d <= Math.max(3, name.length / 4));
+  scored.sort((a, b) => a.d - b.d);
+  const close = scored.slice(0, 3).map((x) => show(x.n));
+  return close.length ? ` (did you mean ${close.join(" or ")}?)` : "";
+}
+
+/** Levenshtein distance (insertions, deletions, substitutions), one row at a time. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length];
 }

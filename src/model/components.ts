@@ -124,13 +124,24 @@ export interface AttentionInputs {
   rotary?: { cos: tf.Tensor2D; sin: tf.Tensor2D };
 }
 
+/**
+ * Per-head LayerNorm without bias over d_head (StableLM `qk_layernorm`: one `nn.LayerNorm(head_dim)` per head);
+ * x `[batch, pos, head, d_head]`, w `[head, d_head]`. Without weights, x is returned unchanged.
+ */
+export function headNorm(x: tf.Tensor4D, w: tf.Tensor2D | undefined, eps: number): tf.Tensor4D {
+  if (!w) return x;
+  const centred = tf.sub(x, tf.mean(x, -1, true));
+  const variance = tf.mean(tf.square(centred), -1, true);
+  return tf.mul(tf.div(centred, tf.sqrt(tf.add(variance, eps))), w) as tf.Tensor4D; // w broadcasts over [batch, pos]
+}
+
 /** Multi-head (grouped-query) causal self-attention for one block: x `[batch, pos, d_model]` → same shape. */
 export function attention(c: ModelDims, x: tf.Tensor3D, p: AttnParams, inputs: AttentionInputs, at: At): tf.Tensor3D {
   const [B, T, D] = x.shape;
   const { nHeads: H, nKvHeads: KV, dHead: dh } = c;
   const x2 = tf.reshape(x, [B * T, D]) as tf.Tensor2D;
-  let q = at("attn.hook_q", tf.reshape(project(x2, p.wQ, p.bQ), [B, T, H, dh]) as tf.Tensor4D);
-  let k = at("attn.hook_k", tf.reshape(project(x2, p.wK, p.bK), [B, T, KV, dh]) as tf.Tensor4D);
+  let q = at("attn.hook_q", headNorm(tf.reshape(project(x2, p.wQ, p.bQ), [B, T, H, dh]) as tf.Tensor4D, p.qNorm, c.normEps));
+  let k = at("attn.hook_k", headNorm(tf.reshape(project(x2, p.wK, p.bK), [B, T, KV, dh]) as tf.Tensor4D, p.kNorm, c.normEps));
   const v = at("attn.hook_v", tf.reshape(project(x2, p.wV, p.bV), [B, T, KV, dh]) as tf.Tensor4D);
   if (inputs.rotary) {
     q = at("attn.hook_rot_q", applyRotary(q, inputs.rotary));

@@ -48,8 +48,9 @@ export function hookPointsFor(c: ModelDims): HookPointInfo[] {
     const b = `blocks.${l}.`;
     add(b + "hook_resid_pre", "[batch, pos, d_model]", l, "residual stream entering the block");
     add(b + "ln1.hook_normalized", "[batch, pos, d_model]", l, "attention input after the first norm");
-    add(b + "attn.hook_q", "[batch, pos, head, d_head]", l, "queries (before rotary)");
-    add(b + "attn.hook_k", `[batch, pos, ${kv}, d_head]`, l, c.nKvHeads === c.nHeads ? "keys (before rotary)" : "keys per key/value head (before rotary); query head h reads kv head h // (head/kv_head)");
+    const normed = c.qkNorm ? ", after the per-head LayerNorm" : "";
+    add(b + "attn.hook_q", "[batch, pos, head, d_head]", l, `queries (before rotary${normed})`);
+    add(b + "attn.hook_k", `[batch, pos, ${kv}, d_head]`, l, c.nKvHeads === c.nHeads ? `keys (before rotary${normed})` : `keys per key/value head (before rotary${normed}); query head h reads kv head h // (head/kv_head)`);
     add(b + "attn.hook_v", `[batch, pos, ${kv}, d_head]`, l, c.nKvHeads === c.nHeads ? "values" : "values per key/value head; query head h reads kv head h // (head/kv_head)");
     if (c.positional === "rotary") {
       add(b + "attn.hook_rot_q", "[batch, pos, head, d_head]", l, "queries after rotary embedding");

@@ -47,6 +47,7 @@ export function initParams(c: ModelDims, seed: number): ModelParams {
     attn: {
       wQ: m(c.dModel, q), wK: m(c.dModel, kv), wV: m(c.dModel, kv), wO: m(q, c.dModel),
       ...(bias ? { bQ: zeros(q), bK: zeros(kv), bV: zeros(kv), bO: zeros(c.dModel) } : {}),
+      ...(c.qkNorm ? { qNorm: tf.ones([c.nHeads, c.dHead]) as tf.Tensor2D, kNorm: tf.ones([c.nKvHeads, c.dHead]) as tf.Tensor2D } : {}),
     },
     mlp: {
       wIn: m(c.dModel, c.dMlp), wOut: m(c.dMlp, c.dModel),

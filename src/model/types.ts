@@ -42,6 +42,11 @@ export interface ModelDims {
   eosTokenId: number | null;
   /** Standard deviation for random initialisation (HF `initializer_range`). */
   initStd: number;
+  /**
+   * Per-head LayerNorm without bias on queries and keys, after the projection and before rotary (StableLM
+   * `qk_layernorm`). Absent or false: no such norm.
+   */
+  qkNorm?: boolean;
 }
 
 export interface NormParams {
@@ -58,6 +63,8 @@ export interface AttnParams {
   bK?: tf.Tensor1D;
   bV?: tf.Tensor1D;
   bO?: tf.Tensor1D;
+  qNorm?: tf.Tensor2D; // [head, d_head]    per-head LayerNorm weight on queries (when cfg.qkNorm)
+  kNorm?: tf.Tensor2D; // [kv_head, d_head] per-head LayerNorm weight on keys (when cfg.qkNorm)
 }
 
 export interface MlpParams {

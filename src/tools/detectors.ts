@@ -179,7 +179,7 @@ export function detectHeads(model: HookedAutoModel, kind: DetectorKind, input?: 
   const targets = rows.map((row) => detectionTargets(kind, row)); // [batch][q] → key positions
   const counted = targets.flat().filter((t) => t.length > 0).length;
   if (!counted) {
-    fail(`the input has no query position with a ${kind} target (${kind === "previous-token" ? "it needs at least 2 tokens" : "no token occurs twice"}); pass a sequence with repeated tokens, or no input for a generated repeated sequence`);
+    fail(`the input has no query position with a target for the ${kind} detector (${kind === "previous-token" ? "it needs at least 2 tokens" : "no token occurs twice"}); pass a sequence with repeated tokens, or no input for a generated repeated sequence`);
   }
   return new HeadScores(kind, scoreLayers(model, rows, targets, counted), rows, source);
 }

@@ -1,13 +1,20 @@
 /** The registry of architecture families: the only file that changes when a family is added. */
 import { fail, show } from "../../errors";
 import type { FamilyAdapter } from "./adapter";
+import { gemma } from "./gemma";
 import { gpt2 } from "./gpt2";
+import { gptNeo } from "./gpt-neo";
+import { gptNeox } from "./gpt-neox";
 import { llama } from "./llama";
+import { mistral } from "./mistral";
+import { phi3 } from "./phi3";
+import { qwen2 } from "./qwen2";
+import { stablelm } from "./stablelm";
 
 /** The Arrakis architecture names, in the order Arrakis lists them. */
 export const ARRAKIS_NAMES = ["gpt2", "gpt-neo", "gpt-neox", "llama", "gemma", "phi3", "qwen2", "mistral", "stable-lm"] as const;
 
-const ADAPTERS: FamilyAdapter[] = [gpt2, llama];
+const ADAPTERS: FamilyAdapter[] = [gpt2, gptNeo, gptNeox, llama, gemma, phi3, qwen2, mistral, stablelm];
 
 /** Lower-cased, with `_` and `-` treated alike, so `gpt_neox`, `gpt-neox` and `GPT-NeoX` all match. */
 function key(name: string): string {

@@ -1,0 +1,62 @@
+/**
+ * Mistral (HF `MistralForCausalLM`), reproducing `modeling_mistral.py` of transformers 4.43 (eager):
+ * - Llama layout (RMSNorm, rotate-half RoPE with `rope_theta`, GQA by repeat-interleave, SwiGLU, no biases);
+ * - `head_dim` from the config when set (Mistral-Nemo), else hidden_size / num_attention_heads;
+ * - `sliding_window` W (default 4096, null = off) on every layer: the eager mask excludes keys with
+ *   j <= i - W (`arange(target) <= cache_position - sliding_window`), so query i sees keys i - W < j <= i,
+ *   W keys including itself; the same boundary as the 4.53+ `sliding_window_overlay` (`kv > q - W`);
+ * - untied `lm_head` unless `tie_word_embeddings`.
+ */
+import type { ModelDims, ModelParams } from "../types";
+import type { WeightReader } from "../weights";
+import { type FamilyAdapter, type HfConfig, checkKvHeads, headDim, num, posInt, refuseRopeScaling, ropeTheta, tokenId } from "./adapter";
+import { activation, llamaLayers, norm1d, unembed, windowSize } from "./shared";
+
+export const mistral: FamilyAdapter = {
+  family: "mistral",
+  aliases: ["mistral", "MistralForCausalLM", "MistralModel"],
+  configKeys: [
+    "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+    "num_key_value_heads", "head_dim", "hidden_act", "max_position_embeddings", "rms_norm_eps", "rope_theta",
+    "rope_scaling", "rope_parameters", "sliding_window", "attention_dropout",
+  ],
+  // MistralConfig.__init__ defaults (the 7B shape).
+  defaults: {
+    vocab_size: 32000, hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32, num_attention_heads: 32,
+    num_key_value_heads: 8, head_dim: null, hidden_act: "silu", max_position_embeddings: 4096 * 32,
+    initializer_range: 0.02, rms_norm_eps: 1e-6, bos_token_id: 1, eos_token_id: 2, tie_word_embeddings: false,
+    rope_theta: 10000, sliding_window: 4096,
+  },
+  weightPrefixes: ["model."],
+  ignoredWeights: [/rotary_emb\.inv_freq$/],
+
+  dims(hf: HfConfig): ModelDims {
+    const dModel = posInt(hf, "hidden_size");
+    const nHeads = posInt(hf, "num_attention_heads");
+    const nKvHeads = hf.num_key_value_heads == null ? nHeads : posInt(hf, "num_key_value_heads");
+    checkKvHeads(nHeads, nKvHeads);
+    const dHead = hf.head_dim == null ? headDim(dModel, nHeads, "hidden_size", "num_attention_heads") : posInt(hf, "head_dim");
+    refuseRopeScaling(hf, "mistral");
+    const nLayers = posInt(hf, "num_hidden_layers");
+    return {
+      family: "mistral", nLayers, nHeads, nKvHeads, dModel, dHead, dMlp: posInt(hf, "intermediate_size"),
+      dVocab: posInt(hf, "vocab_size"), nCtx: posInt(hf, "max_position_embeddings"),
+      normKind: "rmsnorm", normEps: num(hf, "rms_norm_eps"), normWeightOffset: 0,
+      positional: "rotary", rotaryDim: dHead, rotaryBase: ropeTheta(hf, 10000), parallelResidual: false, gatedMlp: true,
+      act: activation(hf, "hidden_act", "mistral"), attnScale: 1 / Math.sqrt(dHead),
+      windows: new Array(nLayers).fill(windowSize(hf, "sliding_window")), embedScale: 1,
+      tiedEmbeddings: Boolean(hf.tie_word_embeddings), bosTokenId: tokenId(hf.bos_token_id),
+      eosTokenId: tokenId(hf.eos_token_id), initStd: num(hf, "initializer_range"),
+    };
+  },
+
+  loadWeights(r: WeightReader, c: ModelDims): ModelParams {
+    const wE = r.tensor2d("embed_tokens.weight", c.dVocab, c.dModel);
+    return {
+      wE,
+      layers: llamaLayers(r, c, { qkv: false, o: false }),
+      lnFinal: norm1d(r, "norm", c.dModel, false),
+      wU: unembed(r, c, "lm_head.weight", wE),
+    };
+  },
+};

@@ -1,0 +1,83 @@
+/**
+ * Qwen2 / Qwen2.5 (HF `Qwen2ForCausalLM`), reproducing `modeling_qwen2.py` of transformers 4.43 (eager):
+ * - Llama layout (RMSNorm, rotate-half RoPE with `rope_theta`, GQA by repeat-interleave, SwiGLU) with biases on
+ *   `q_proj`, `k_proj`, `v_proj` (always) and none on `o_proj`; head_dim = hidden_size / num_attention_heads;
+ * - sliding windows: 4.43 (like 4.42–4.44) builds the eager mask as Llama does, so `use_sliding_window`,
+ *   `sliding_window` and `max_window_layers` do not change the eager forward pass (they reach flash attention only);
+ *   a config saved by such a version gets full causal attention. For a config saved by 4.45+ (or without a
+ *   version) we follow the per-layer rule of 4.53+: `layer_types[l]` when given, else layers l >= max_window_layers
+ *   are "sliding_attention" when `use_sliding_window` and `sliding_window` is set; a sliding layer keeps keys
+ *   i - W < j <= i. (4.45–4.52 applied the window to every layer instead; not reproduced.)
+ * - untied `lm_head` unless `tie_word_embeddings` (Qwen2.5-0.5B ties it).
+ */
+import { fail, show } from "../../errors";
+import type { ModelDims, ModelParams } from "../types";
+import type { WeightReader } from "../weights";
+import { type FamilyAdapter, type HfConfig, checkKvHeads, headDim, num, posInt, refuseRopeScaling, ropeTheta, tokenId } from "./adapter";
+import { activation, llamaLayers, norm1d, savedBefore, unembed, windowSize } from "./shared";
+
+/** Per-layer windows (see the header for the version rule). */
+function qwenWindows(hf: HfConfig, nLayers: number): (number | null)[] {
+  const none = new Array<number | null>(nLayers).fill(null);
+  if (savedBefore(hf, 4, 45) || !hf.use_sliding_window) return none;
+  const w = windowSize(hf, "sliding_window");
+  if (w === null) return none;
+  const types = hf.layer_types;
+  if (Array.isArray(types)) {
+    if (types.length !== nLayers) fail(`qwen2: layer_types has ${types.length} entries but num_hidden_layers is ${nLayers}`);
+    return types.map((t, l) => {
+      if (t !== "sliding_attention" && t !== "full_attention") fail(`qwen2: layer_types[${l}] is ${show(t)}; expected "sliding_attention" or "full_attention"`);
+      return t === "sliding_attention" ? w : null;
+    });
+  }
+  const first = hf.max_window_layers == null ? 0 : (hf.max_window_layers as number);
+  return none.map((_, l) => (l >= first ? w : null));
+}
+
+export const qwen2: FamilyAdapter = {
+  family: "qwen2",
+  aliases: ["qwen2", "Qwen2ForCausalLM", "Qwen2Model"],
+  configKeys: [
+    "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+    "num_key_value_heads", "hidden_act", "max_position_embeddings", "rms_norm_eps", "rope_theta", "rope_scaling",
+    "rope_parameters", "use_sliding_window", "sliding_window", "max_window_layers", "layer_types", "attention_dropout",
+  ],
+  // Qwen2Config.__init__ defaults.
+  defaults: {
+    vocab_size: 151936, hidden_size: 4096, intermediate_size: 22016, num_hidden_layers: 32, num_attention_heads: 32,
+    num_key_value_heads: 32, hidden_act: "silu", max_position_embeddings: 32768, initializer_range: 0.02,
+    rms_norm_eps: 1e-6, tie_word_embeddings: false, rope_theta: 10000, use_sliding_window: false, sliding_window: 4096,
+    max_window_layers: 28,
+  },
+  weightPrefixes: ["model."],
+  ignoredWeights: [/rotary_emb\.inv_freq$/],
+
+  dims(hf: HfConfig): ModelDims {
+    const dModel = posInt(hf, "hidden_size");
+    const nHeads = posInt(hf, "num_attention_heads");
+    const nKvHeads = hf.num_key_value_heads == null ? nHeads : posInt(hf, "num_key_value_heads");
+    checkKvHeads(nHeads, nKvHeads);
+    const dHead = headDim(dModel, nHeads, "hidden_size", "num_attention_heads");
+    refuseRopeScaling(hf, "qwen2");
+    const nLayers = posInt(hf, "num_hidden_layers");
+    return {
+      family: "qwen2", nLayers, nHeads, nKvHeads, dModel, dHead, dMlp: posInt(hf, "intermediate_size"),
+      dVocab: posInt(hf, "vocab_size"), nCtx: posInt(hf, "max_position_embeddings"),
+      normKind: "rmsnorm", normEps: num(hf, "rms_norm_eps"), normWeightOffset: 0,
+      positional: "rotary", rotaryDim: dHead, rotaryBase: ropeTheta(hf, 10000), parallelResidual: false, gatedMlp: true,
+      act: activation(hf, "hidden_act", "qwen2"), attnScale: 1 / Math.sqrt(dHead), windows: qwenWindows(hf, nLayers),
+      embedScale: 1, tiedEmbeddings: Boolean(hf.tie_word_embeddings), bosTokenId: tokenId(hf.bos_token_id),
+      eosTokenId: tokenId(hf.eos_token_id), initStd: num(hf, "initializer_range"),
+    };
+  },
+
+  loadWeights(r: WeightReader, c: ModelDims): ModelParams {
+    const wE = r.tensor2d("embed_tokens.weight", c.dVocab, c.dModel);
+    return {
+      wE,
+      layers: llamaLayers(r, c, { qkv: true, o: false }),
+      lnFinal: norm1d(r, "norm", c.dModel, false),
+      wU: unembed(r, c, "lm_head.weight", wE),
+    };
+  },
+};

@@ -1,0 +1,92 @@
+#!/usr/bin/env node
+/**
+ * `arrakis-ts install [--user | --sys-prefix | --prefix DIR] [--model DIR_OR_HUB_ID]`
+ * `arrakis-ts uninstall [--user | --sys-prefix | --prefix DIR]`
+ * `arrakis-ts kernel --connection-file FILE [--model M]`   (what kernel.json runs; Jupyter calls it)
+ */
+import { install, kernelsDir, KERNEL_NAME, Location, uninstall } from "./kernelspec";
+
+const USAGE = `usage:
+  arrakis-ts install   [--user | --sys-prefix | --prefix DIR] [--model DIR_OR_HUB_ID]
+  arrakis-ts uninstall [--user | --sys-prefix | --prefix DIR]
+  arrakis-ts kernel    --connection-file FILE [--model DIR_OR_HUB_ID]
+
+  --user        per-user Jupyter data dir (default)
+  --sys-prefix  the active conda/virtualenv (share/jupyter/kernels under it)
+  --prefix DIR  DIR/share/jupyter/kernels
+  --model M     model the kernel preloads: a Hugging Face folder, a Hub id, or "random"
+                (default: the model embedded in the package; ARRAKIS_MODEL overrides it at run time)`;
+
+interface Parsed {
+  command: string;
+  flags: Map<string, string | true>;
+}
+
+const VALUED = new Set(["--prefix", "--model", "--connection-file"]);
+const BOOLEAN = new Set(["--user", "--sys-prefix", "--help", "-h"]);
+
+function parse(argv: string[]): Parsed {
+  const [command = "", ...rest] = argv;
+  const flags = new Map<string, string | true>();
+  for (let i = 0; i < rest.length; i++) {
+    const [name, inline] = rest[i].split(/=(.*)/s, 2);
+    if (VALUED.has(name)) {
+      const value = inline ?? rest[++i];
+      if (value === undefined || value === "") throw new Error(`${name} needs a value`);
+      flags.set(name, value);
+    } else if (BOOLEAN.has(name) && inline === undefined) {
+      flags.set(name, true);
+    } else {
+      throw new Error(`unknown argument ${rest[i]}`);
+    }
+  }
+  return { command, flags };
+}
+
+function location(flags: Map<string, string | true>): Location {
+  const chosen = ["--user", "--sys-prefix", "--prefix"].filter((f) => flags.has(f));
+  if (chosen.length > 1) throw new Error(`choose one of ${chosen.join(", ")}`);
+  if (flags.has("--prefix")) return { kind: "prefix", dir: flags.get("--prefix") as string };
+  if (flags.has("--sys-prefix")) return { kind: "sys-prefix" };
+  return { kind: "user" };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { command, flags } = parse(argv);
+  if (!command || flags.has("--help") || flags.has("-h") || command === "help") {
+    console.log(USAGE);
+    return command ? 0 : 1;
+  }
+  switch (command) {
+    case "install": {
+      const dir = install(location(flags), flags.get("--model") as string | undefined);
+      console.log(`Installed the "${KERNEL_NAME}" kernelspec in ${dir}`);
+      return 0;
+    }
+    case "uninstall": {
+      const loc = location(flags);
+      const dir = uninstall(loc);
+      console.log(dir ? `Removed ${dir}` : `No "${KERNEL_NAME}" kernelspec in ${kernelsDir(loc)}`);
+      return 0;
+    }
+    case "kernel": {
+      const connectionFile = flags.get("--connection-file");
+      if (typeof connectionFile !== "string") throw new Error("kernel needs --connection-file");
+      const { startKernel } = await import("./launcher");
+      await startKernel({ connectionFile, model: flags.get("--model") as string | undefined });
+      return -1; // keep running
+    }
+    default:
+      throw new Error(`unknown command ${JSON.stringify(command)}\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (e) => {
+    console.error(`arrakis-ts: ${(e as Error).message}`);
+    process.exitCode = 2;
+  },
+);

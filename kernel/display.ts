@@ -1,0 +1,98 @@
+/**
+ * `display` as preloaded in notebooks: `display(x)` sends x's whole MIME bundle as one `display_data`
+ * (messaging spec, "Display Data"); a Displayable keeps all its representations. The tslab helpers
+ * (`display.html(s)`, `display.svg(s)`, ...) are here too, plus `display.handle()` for progress that updates
+ * one output in place (`update_display_data` with a `transient.display_id`) and `display.clear()`.
+ *
+ * The kernel points the sink at the running cell's IOPub parent before each execution.
+ */
+import { randomBytes } from "crypto";
+import { MimeBundle, completeBundle, toBundle } from "./mime";
+
+export interface DisplayContent {
+  data: MimeBundle;
+  metadata: Record<string, unknown>;
+  transient: { display_id?: string };
+}
+
+export interface DisplaySink {
+  display(content: DisplayContent, update: boolean): void;
+  clear(wait: boolean): void;
+}
+
+let sink: DisplaySink | undefined;
+
+/** Called by the kernel; not part of the notebook API. */
+export function setDisplaySink(s: DisplaySink | undefined): void {
+  sink = s;
+}
+
+function current(): DisplaySink {
+  if (!sink) throw new Error("display() is only available while a notebook cell runs in the Arrakis kernel");
+  return sink;
+}
+
+/** An output area entry that later calls replace in place (e.g. a progress line during a head sweep). */
+export interface DisplayHandle {
+  readonly id: string;
+  /** Replaces the entry's content with `value`'s bundle. */
+  update(value: unknown): void;
+}
+
+export interface Display {
+  /** Shows each value as its own output: a Displayable with every MIME type it offers, others as text. */
+  (...values: unknown[]): void;
+  /** Shows `initial` (if given) in a new entry and returns a handle whose `update` rewrites that entry. */
+  handle(initial?: unknown): DisplayHandle;
+  /** Clears the cell's output; with `wait`, only when the next output arrives (avoids flicker). */
+  clear(wait?: boolean): void;
+  /** Sends a raw bundle, e.g. `display.raw({ "text/markdown": "**hi**" })`. */
+  raw(bundle: MimeBundle, metadata?: Record<string, unknown>): void;
+  html(s: string): void;
+  markdown(s: string): void;
+  svg(s: string): void;
+  latex(s: string): void;
+  javascript(s: string): void;
+  text(s: string): void;
+  png(b: Uint8Array): void;
+  jpeg(b: Uint8Array): void;
+}
+
+function send(data: MimeBundle, metadata: Record<string, unknown> = {}, id?: string, update = false): void {
+  current().display({ data, metadata, transient: id ? { display_id: id } : {} }, update);
+}
+
+const single = (mime: string, label: string) => (s: string | Uint8Array) =>
+  send(completeBundle({ [mime]: s }, () => `<${label}>`));
+
+export const display: Display = Object.assign(
+  (...values: unknown[]): void => {
+    for (const v of values) send(toBundle(v));
+  },
+  {
+    handle(initial?: unknown): DisplayHandle {
+      const id = randomBytes(8).toString("hex");
+      let shown = false;
+      const show = (v: unknown) => {
+        send(toBundle(v), {}, id, shown);
+        shown = true;
+      };
+      if (initial !== undefined) show(initial);
+      return { id, update: show };
+    },
+    clear(wait = false): void {
+      current().clear(wait);
+    },
+    raw(bundle: MimeBundle, metadata: Record<string, unknown> = {}): void {
+      send(completeBundle(bundle, () => "<output>"), metadata);
+    },
+    html: single("text/html", "HTML"),
+    markdown: single("text/markdown", "Markdown"),
+    svg: single("image/svg+xml", "SVG"),
+    latex: single("text/latex", "LaTeX"),
+    javascript: single("application/javascript", "JavaScript"),
+    text: (s: string) => send({ "text/plain": s }),
+    png: single("image/png", "PNG image"),
+    jpeg: single("image/jpeg", "JPEG image"),
+  },
+);

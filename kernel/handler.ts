@@ -1,0 +1,204 @@
+/**
+ * The language side of the kernel: tslab's JupyterHandlerImpl (completion, inspection, tslab's
+ * is-complete heuristics, stream redirection) extended with what stock tslab gets wrong or lacks:
+ *  - kernel_info_reply with `status` and the real TypeScript version (tslab hard-codes "3.7.2");
+ *  - is_complete that can answer `invalid` (tslab only knows complete/incomplete);
+ *  - execution with `execute_input`, the last value as an `execute_result` bundle instead of text on
+ *    stdout, errors as an `error` message with ename/evalue/traceback, history and user_expressions.
+ * Transport concerns (sockets, status, queueing, aborts) live in server.ts.
+ */
+import type * as TS from "@tslab/typescript-for-tslab";
+import * as tslabJupyter from "tslab/dist/jupyter";
+import type { Executor } from "tslab/dist/executor";
+import { JupyterHandlerImpl } from "tslab/dist/jupyter";
+import { CellRunner } from "./execute";
+import { History, HistoryRequest } from "./history";
+import { DisplayContent, setDisplaySink } from "./display";
+import { kernelLog } from "./log";
+import { MimeBundle, toBundle } from "./mime";
+import { ErrorContent, errorContent } from "./outcome";
+import { packageVersion } from "./paths";
+import { repairEngine, resetModelHooks, scopeDepth, TfLike } from "./recover";
+
+export interface ExecuteRequest {
+  code: string;
+  silent?: boolean;
+  store_history?: boolean;
+  user_expressions?: Record<string, string>;
+  allow_stdin?: boolean;
+  stop_on_error?: boolean;
+}
+
+/** Where a cell's output goes: IOPub messages parented to its execute_request. */
+export interface CellIO {
+  publish(msgType: string, content: object): void;
+}
+
+export type ExecuteReplyContent =
+  | { status: "ok"; execution_count: number; payload: object[]; user_expressions: Record<string, unknown> }
+  | ({ status: "error"; execution_count: number } & ErrorContent);
+
+export interface Preloaded {
+  /** Objects whose hooks are reset after an interrupt (the preloaded model). */
+  models: unknown[];
+  tf?: TfLike;
+  /** A message for the first cell when the prelude could not provide what was asked for. */
+  warning?: string;
+}
+
+const CODEMIRROR_MODE = { mode: "typescript", name: "javascript", typescript: true }; // tslab#18
+
+export class ArrakisHandler extends JupyterHandlerImpl {
+  private count = 0;
+  private readonly history = new History();
+  private preloaded: Preloaded = { models: [] };
+  private ready: Promise<void> = Promise.resolve();
+  private warned = false;
+
+  constructor(
+    private readonly exec: Executor,
+    private readonly runner: CellRunner,
+    private readonly ts: typeof TS,
+  ) {
+    super(exec, false);
+  }
+
+  /** Cells wait for `prelude` (model loading) before they run; kernel_info and completion do not. */
+  setPrelude(prelude: Promise<Preloaded>): void {
+    this.ready = prelude.then(
+      (p) => void (this.preloaded = p),
+      (e) => kernelLog("prelude failed:", e),
+    );
+  }
+
+  override handleKernel() {
+    const base = super.handleKernel();
+    return {
+      ...base,
+      status: "ok",
+      protocol_version: "5.3",
+      implementation: "arrakis-ts",
+      implementation_version: packageVersion(),
+      language_info: {
+        ...base.language_info,
+        version: this.ts.version,
+        pygments_lexer: "typescript",
+        codemirror_mode: CODEMIRROR_MODE,
+      },
+      banner: `Arrakis (TypeScript) ${packageVersion()} on tslab, TypeScript ${this.ts.version}, Node.js ${process.version}\nPreloaded: model, attention, exp, tf, display`,
+      debugger: false,
+    };
+  }
+
+  /**
+   * tslab decides complete vs incomplete (an unterminated construct at the very end, or code ending with
+   * two blank lines, which consoles use to force submission). Code that is "complete" but does not parse
+   * is `invalid` (messaging spec, "Code completeness").
+   */
+  override handleIsComplete(req: { code: string }): { status: "complete" | "incomplete" | "invalid" | "unknown"; indent?: string } {
+    const base = super.handleIsComplete(req);
+    if (base.status === "incomplete") return base;
+    const sf = this.ts.createSourceFile("cell.ts", `export {};\n${req.code}`, this.ts.ScriptTarget.Latest, false, this.ts.ScriptKind.TS);
+    const diags = (sf as unknown as { parseDiagnostics?: unknown[] }).parseDiagnostics ?? [];
+    return diags.length > 0 ? { status: "invalid" as const } : { status: "complete" as const };
+  }
+
+  historyReply(req: HistoryRequest) {
+    return { status: "ok", history: this.history.query(req) };
+  }
+
+  /** The running cell, if any, stops (see execute.ts for soft vs hard). */
+  interrupt(): void {
+    this.runner.interruptRunning();
+  }
+
+  async execute(req: ExecuteRequest, io: CellIO): Promise<ExecuteReplyContent> {
+    const silent = !!req.silent;
+    // Spec: the counter increases with each request that stores history; silent implies no history.
+    const store = !silent && req.store_history !== false;
+    const count = store ? ++this.count : this.count;
+    if (!silent) io.publish("execute_input", { code: req.code, execution_count: count });
+
+    await this.ready; // before routing output: the prelude still owns stdout until it is done
+    const restoreStreams = this.routeOutput(io, silent);
+    if (!this.warned && this.preloaded.warning && !silent) {
+      this.warned = true;
+      io.publish("stream", { name: "stderr", text: this.preloaded.warning + "\n" });
+    }
+
+    const depth = scopeDepth(this.preloaded.tf);
+    const out = await this.runner.run(req.code);
+    restoreStreams();
+    if (out.interrupted) this.recover(out.hard, depth);
+
+    let reply: ExecuteReplyContent;
+    let outputText: string | null = null;
+    let error = out.error;
+    if (!error && out.hasValue && !silent) {
+      try {
+        const data = toBundle(out.value);
+        outputText = String(data["text/plain"]);
+        io.publish("execute_result", { execution_count: count, data, metadata: {} });
+      } catch (e) {
+        error = errorContent(e); // a Displayable whose toMimeBundle() throws
+      }
+    }
+    if (error) {
+      if (!silent) io.publish("error", error);
+      reply = { status: "error", execution_count: count, ...error };
+    } else {
+      reply = { status: "ok", execution_count: count, payload: [], user_expressions: this.userExpressions(req.user_expressions) };
+    }
+    if (store) this.history.record(count, req.code, outputText);
+    return reply;
+  }
+
+  /**
+   * Points stdout/stderr and display() at this cell. As in tslab and ipykernel, output written later by
+   * background work keeps going to the last cell that ran; a silent request must not take it over.
+   */
+  private routeOutput(io: CellIO, silent: boolean): () => void {
+    const stream = (name: string, text: string) => io.publish("stream", { name, text });
+    if (!silent) {
+      process.stdout.write = this.createWriteToIopub("stdout", stream) as typeof process.stdout.write;
+      process.stderr.write = this.createWriteToIopub("stderr", stream) as typeof process.stderr.write;
+      const sink = {
+        display: (c: DisplayContent, update: boolean) => io.publish(update ? "update_display_data" : "display_data", c),
+        clear: (wait: boolean) => io.publish("clear_output", { wait }),
+      };
+      setDisplaySink(sink);
+      // tslab's own `display` API (import { display } from "tslab") reads this module variable.
+      (tslabJupyter as unknown as { lastWriteDisplayData: unknown }).lastWriteDisplayData = sink.display;
+      return () => {};
+    }
+    const saved = [process.stdout.write, process.stderr.write];
+    const drop = (() => true) as unknown as typeof process.stdout.write;
+    process.stdout.write = drop;
+    process.stderr.write = drop;
+    return () => {
+      [process.stdout.write, process.stderr.write] = saved;
+    };
+  }
+
+  private recover(hard: boolean, depth: number): void {
+    const current = (this.exec.locals as Record<string, unknown>).model;
+    resetModelHooks([...this.preloaded.models, current]);
+    if (hard) repairEngine(this.preloaded.tf, depth);
+    kernelLog(`interrupt: cell stopped (${hard ? "hard: SIGINT terminated synchronous code" : "soft: between awaits"}); model hooks reset`);
+  }
+
+  /** user_expressions are evaluated as JavaScript against the cell variables (no type-check). */
+  private userExpressions(exprs: Record<string, string> | undefined): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const [name, expr] of Object.entries(exprs ?? {})) {
+      try {
+        const value = new Function("__locals", `with (__locals) { return (${expr}\n); }`)(this.exec.locals);
+        const data: MimeBundle = toBundle(value);
+        out[name] = { status: "ok", data, metadata: {} };
+      } catch (e) {
+        out[name] = { status: "error", ...errorContent(e) };
+      }
+    }
+    return out;
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * Starts the Arrakis kernel: tslab's converter and executor (wrapped: package resolution from the project,
+ * interruptible async code, captured results), our handler and transport, then the prelude.
+ *
+ * The working directory is left where Jupyter put it (the notebook's folder), so relative paths in cells
+ * and local `.ts` imports behave as the user expects; only package resolution looks at the project.
+ */
+import type * as TS from "@tslab/typescript-for-tslab";
+import type { Converter } from "tslab/dist/converter";
+import type { ConverterSet } from "tslab/dist/executor";
+import { CoroutineRuntime, rewriteAwaits } from "./coroutine";
+import { CellRunner } from "./execute";
+import { ArrakisHandler } from "./handler";
+import { InterruptState } from "./interrupt-state";
+import { kernelLog, writeKernelStderr } from "./log";
+import { OutcomeRecorder } from "./outcome";
+import { projectRoot, tslabDir, tslabRequire } from "./paths";
+import { PRELOAD_GLOBAL, preparePrelude } from "./prelude";
+import { forwardTypeResolution, wrapCellRequire } from "./resolve";
+import { ArrakisServer } from "./server";
+
+export interface KernelOptions {
+  connectionFile: string;
+  /** Model for the prelude (kernelspec --model); ARRAKIS_MODEL overrides it. */
+  model?: string;
+}
+
+/** Soft interrupts get this long to land at an await before the control worker sends SIGINT. */
+const DEFAULT_GRACE_MS = 1000;
+
+function converters(ts: typeof TS): ConverterSet {
+  const { createConverter } = require("tslab/dist/converter") as typeof import("tslab/dist/converter");
+  const wrap = (conv: Converter): Converter => ({
+    ...conv,
+    convert(prevDecl, src) {
+      const r = conv.convert(prevDecl, src);
+      if (r.output) {
+        try {
+          r.output = rewriteAwaits(ts, r.output, !!r.hasToplevelAwait);
+        } catch (e) {
+          kernelLog("await rewrite failed; the cell runs without soft interrupts:", e);
+        }
+      }
+      return r;
+    },
+  });
+  let node: Converter | undefined;
+  let browser: Converter | undefined;
+  return {
+    get node() {
+      return (node ??= wrap(createConverter({ isJS: false, isBrowser: false })));
+    },
+    get browser() {
+      return (browser ??= createConverter({ isJS: false, isBrowser: true }));
+    },
+    close() {
+      node?.close();
+      browser?.close();
+    },
+  };
+}
+
+export async function startKernel(opts: KernelOptions): Promise<void> {
+  const t0 = Date.now();
+  kernelLog(`starting in ${process.cwd()} (package ${projectRoot()}, tslab ${tslabDir()})`);
+  const ts = tslabRequire("@tslab/typescript-for-tslab") as typeof TS;
+  forwardTypeResolution(ts, process.cwd());
+
+  const { createExecutor } = require("tslab/dist/executor") as typeof import("tslab/dist/executor");
+  const convs = converters(ts);
+  void convs.node; // building the TypeScript program takes seconds; do it before binding sockets
+  const recorder = new OutcomeRecorder();
+  const executor = createExecutor(process.cwd(), convs, recorder.console);
+  const tslabGlobal = (globalThis as unknown as { __tslab__: { require: NodeJS.Require } }).__tslab__;
+  tslabGlobal.require = wrapCellRequire(tslabGlobal.require) as NodeJS.Require;
+
+  const state = new InterruptState();
+  const runtime = new CoroutineRuntime(state);
+  runtime.install();
+  const runner = new CellRunner(executor, recorder, runtime, state);
+  const handler = new ArrakisHandler(executor, runner, ts);
+
+  const graceMs = Number(process.env.ARRAKIS_INTERRUPT_GRACE_MS) || DEFAULT_GRACE_MS;
+  const zeromqPath = require.resolve("zeromq", { paths: [tslabDir()] });
+  const server = new ArrakisServer(handler, { connectionFile: opts.connectionFile, zeromqPath, state, interruptGraceMs: graceMs });
+
+  // SIGINT outside a watchdog-guarded step lands here (Node's default would exit the process).
+  process.on("SIGINT", () => handler.interrupt());
+  process.on("SIGTERM", () => void server.shutdown());
+  process.on("uncaughtException", (e) => {
+    kernelLog("uncaught exception:", e);
+    console.error("Uncaught exception (from a callback or timer):", e);
+  });
+  process.on("unhandledRejection", (reason) => {
+    kernelLog("unhandled rejection:", reason);
+    console.error("Unhandled promise rejection:", reason);
+  });
+
+  await server.start();
+  kernelLog(`listening (${Date.now() - t0} ms); running the prelude`);
+  handler.setPrelude(runPrelude(runner, opts.model));
+}
+
+/** Runs the prelude with cell output routed to the kernel log. */
+async function runPrelude(runner: CellRunner, model: string | undefined) {
+  const t0 = Date.now();
+  const out = process.stdout.write;
+  process.stdout.write = ((chunk: string | Uint8Array) => writeKernelStderr(typeof chunk === "string" ? chunk : Buffer.from(chunk).toString())) as typeof process.stdout.write;
+  try {
+    const plan = await preparePrelude(model);
+    const result = await runner.run(plan.source);
+    if (result.error) kernelLog("prelude cell failed:", result.error.evalue);
+    else kernelLog(`prelude ready in ${Date.now() - t0} ms: ${plan.names.join(", ")}`);
+    delete (globalThis as Record<string, unknown>)[PRELOAD_GLOBAL];
+    return plan.preloaded;
+  } finally {
+    process.stdout.write = out;
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Putting the process back in order after an interrupt.
+ *
+ * A soft interrupt ran the cell's `finally` blocks, so the tools already restored what they changed; a
+ * hard one (SIGINT terminated synchronous code) did not. Either way the kernel removes every hook from the
+ * preloaded and the current `model` (the model API promises `resetHooks()`), and after a hard interrupt it
+ * also closes the tf.js scopes the terminated code left open: an open `tidy` scope would otherwise adopt
+ * every tensor created later and the engine would believe a kernel or gradient tape is still running.
+ */
+import { kernelLog } from "./log";
+
+interface EngineState {
+  scopeStack: unknown[];
+  kernelDepth: number;
+  gradientDepth: number;
+  activeTape: unknown;
+}
+interface Engine {
+  state: EngineState;
+  endScope(result?: unknown): void;
+}
+
+export interface TfLike {
+  engine(): unknown;
+}
+
+/** The engine's scope depth, recorded before a cell so a repair knows where to stop. */
+export function scopeDepth(tf: TfLike | undefined): number {
+  const e = tf?.engine() as Engine | undefined;
+  return e?.state?.scopeStack?.length ?? 0;
+}
+
+export function repairEngine(tf: TfLike | undefined, baselineDepth: number): void {
+  const e = tf?.engine() as Engine | undefined;
+  if (!e?.state || !Array.isArray(e.state.scopeStack)) return;
+  let closed = 0;
+  while (e.state.scopeStack.length > baselineDepth) {
+    e.endScope();
+    closed++;
+  }
+  e.state.kernelDepth = 0;
+  if (e.state.gradientDepth !== 0) {
+    e.state.gradientDepth = 0;
+    e.state.activeTape = null;
+  }
+  if (closed) kernelLog(`interrupt: closed ${closed} tf.js scope(s) left open by terminated code`);
+}
+
+export function resetModelHooks(models: unknown[]): void {
+  const seen = new Set<unknown>();
+  for (const m of models) {
+    if (!m || seen.has(m)) continue;
+    seen.add(m);
+    const reset = (m as { resetHooks?: unknown }).resetHooks;
+    if (typeof reset !== "function") continue;
+    try {
+      reset.call(m);
+    } catch (e) {
+      kernelLog("interrupt: resetHooks() failed:", e);
+    }
+  }
+}

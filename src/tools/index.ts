@@ -18,3 +18,15 @@ export {
   type ComparisonOptions,
 } from "./attention";
 export { HeadScores, detectHeads, detectionTargets, repeatedRandomTokens, DETECTOR_KINDS, type DetectorKind, type DetectorOptions } from "./detectors";
+export {
+  BaseInterpretabilityBench,
+  MIExperiment,
+  ModelProfile,
+  HypothesisTest,
+  toRecordValue,
+  type BenchTools,
+  type ExperimentRecord,
+  type ExperimentVersion,
+  type HypothesisOptions,
+  type ProfileComponent,
+} from "./bench";

@@ -16,3 +16,4 @@ export type { ModelInput } from "./model/input";
 export { ARRAKIS_NAMES, implementedFamilies } from "./model/adapters";
 export { TextTokenizer } from "./io/tokenizer";
 export { readSafetensors, writeSafetensors, encodeSafetensors, SafetensorsFile } from "./io/safetensors";
+export * from "./tools";

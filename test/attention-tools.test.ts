@@ -300,6 +300,21 @@ test("mergeHeads mixes with alpha, refuses a second merge in the same layer, and
   assert.equal(attention.active.length, 0);
 });
 
+test("changes are tracked per model: a second AttentionTools of the same model sees them and restoreAll undoes them", () => {
+  const other = new AttentionTools(model); // e.g. the kernel's `attention` and `exp.tools.attention`
+  const clean = logitsOf(rows);
+  const p = model.params.layers[0].attn;
+  attention.mergeHeads(0, 0, 1);
+  attention.ablateHead(1, 1);
+  assert.equal(other.active.length, 2);
+  throwsArrakis(() => other.mergeHeads(0, 2, 3), /layer 0 already has an active merge/);
+  other.restoreAll();
+  assert.equal(attention.active.length, 0);
+  assert.equal(model.params.layers[0].attn, p);
+  assert.equal(model.hookCount, 0);
+  assertBitIdentical(logitsOf(rows), clean, "logits after restoreAll from another instance");
+});
+
 test("GQA (llama, 4 heads / 2 kv heads): merging heads of one kv group mixes q/o only; different kv groups are refused unless alpha = 1", () => {
   const tools = new AttentionTools(llama);
   const r = rows;

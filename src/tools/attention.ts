@@ -422,21 +422,39 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resol
 
 // ---------------------------------------------------------------------------------------------- the tools
 
-export class AttentionTools {
-  private readonly handles = new Set<ToolHandle>();
+/**
+ * The changes tools made to one model, shared by every AttentionTools of that model (the kernel's
+ * `attention` and `exp.tools.attention` are two instances): `restoreAll()` on either undoes both, and the
+ * one-merge-per-layer rule holds across them.
+ */
+interface ModelEdits {
+  handles: Set<ToolHandle>;
   /** At most one merge per layer: a second would edit weights the first must restore exactly. */
-  private readonly mergedLayers = new Map<number, MergeHandle>();
+  mergedLayers: Map<number, MergeHandle>;
+}
+const editsByModel = new WeakMap<HookedAutoModel, ModelEdits>();
+
+function editsOf(model: HookedAutoModel): ModelEdits {
+  let e = editsByModel.get(model);
+  if (!e) editsByModel.set(model, (e = { handles: new Set(), mergedLayers: new Map() }));
+  return e;
+}
+
+export class AttentionTools {
+  private readonly handles: Set<ToolHandle>;
+  private readonly mergedLayers: Map<number, MergeHandle>;
 
   constructor(readonly model: HookedAutoModel) {
     if (!model || typeof (model as { runWithCache?: unknown }).runWithCache !== "function") fail(`AttentionTools expects a HookedAutoModel, got ${show(model)}`);
+    ({ handles: this.handles, mergedLayers: this.mergedLayers } = editsOf(model));
   }
 
-  /** Ablations and merges made by these tools that are still active. */
+  /** Ablations and merges of this model that are still active (made through any AttentionTools of it). */
   get active(): ToolHandle[] {
     return [...this.handles];
   }
 
-  /** Restores every active ablation and merge (newest first). */
+  /** Restores every active ablation and merge of this model (newest first). */
   restoreAll(): void {
     for (const h of [...this.handles].reverse()) h.restore();
   }

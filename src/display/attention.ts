@@ -148,18 +148,30 @@ function labelMargin(labels: string[], fontSize: number): number {
   return Math.min(150, Math.max(40, Math.round(longest * fontSize * 0.62) + 28));
 }
 
+/**
+ * Top margin, from the top: Plotly's mode bar (30 px, shown on hover), the title (and subtitle), then with
+ * several heads the head selector (34 px) and room for the panel titles. The selector sits `SELECTOR_PAD` above
+ * the plot area in both modes, so the margin is the same for the grid and for one selected head.
+ */
+const MODEBAR = 30;
+const SELECTOR_PAD = 26;
+function topMargin(d: HeatmapData): number {
+  const titleBottom = MODEBAR + (d.subtitle ? 36 : 20);
+  return d.heads.length > 1 ? titleBottom + 6 + 34 + SELECTOR_PAD : titleBottom + 16;
+}
+
 function singleBox(d: HeatmapData): Box {
   const side = Math.max(200, d.labels.length * singleCell(d.labels.length));
   const font = d.labels.length > 32 ? 9 : 11;
   const m = labelMargin(d.labels, font);
-  const margin = { l: m, r: COLORBAR, t: d.heads.length > 1 ? 96 : 72, b: m };
+  const margin = { l: m, r: COLORBAR, t: topMargin(d), b: m };
   return { width: side + margin.l + margin.r, height: side + margin.t + margin.b, margin };
 }
 
 function gridBox(d: HeatmapData): Box {
   const rows = Math.ceil(d.heads.length / d.columns);
   const m = d.labels.length <= GRID_LABEL_MAX ? labelMargin(d.labels, 9) : 36;
-  const margin = { l: m, r: COLORBAR, t: 110, b: m };
+  const margin = { l: m, r: COLORBAR, t: topMargin(d), b: m };
   return {
     width: margin.l + margin.r + d.columns * PANEL + (d.columns - 1) * GAP,
     height: margin.t + margin.b + rows * PANEL + (rows - 1) * GAP,
@@ -195,11 +207,11 @@ function axesLayout(d: HeatmapData, box: Box, only?: number): Record<string, unk
       showticklabels: labelled && (single || lastRow),
       tickfont: font,
       tickangle: n > 6 ? -60 : 0,
-      title: { text: single || lastRow ? "key" : "" },
+      title: { text: single || lastRow ? "key" : "", standoff: 6 },
       showgrid: false,
       zeroline: false,
       anchor: axisRef("y", i),
-      constrain: "domain",
+      automargin: true, // keeps the axis title clear of rotated labels
     };
     out[axisName("y", i)] = {
       domain: yDomain,
@@ -208,15 +220,36 @@ function axesLayout(d: HeatmapData, box: Box, only?: number): Record<string, unk
       autorange: "reversed",
       showticklabels: labelled && (single || col === 0),
       tickfont: font,
-      title: { text: single || col === 0 ? "query" : "" },
+      title: { text: single || col === 0 ? "query" : "", standoff: 6 },
       showgrid: false,
       zeroline: false,
       anchor: axisRef("x", i),
-      scaleanchor: axisRef("x", i), // square cells
-      constrain: "domain",
+      automargin: true,
+      // Cells are square because every domain is laid out square in pixels (no scaleanchor: it shrank the
+      // plot to three quarters of its box).
     };
   });
   return out;
+}
+
+/**
+ * The grey causal-mask triangle behind each heatmap (keys after the query), in the subplot's own category
+ * coordinates. The straight diagonal halves the diagonal cells, but those have values and the heatmap paints
+ * over them. With `only`, just that head's triangle is visible.
+ */
+function maskShapes(d: HeatmapData, only?: number): object[] {
+  if (!d.causal) return [];
+  const e = d.labels.length - 0.5;
+  return d.heads.map((_, i) => ({
+    type: "path",
+    path: `M -0.5 -0.5 L ${e} -0.5 L ${e} ${e} Z`,
+    xref: axisRef("x", i),
+    yref: axisRef("y", i),
+    fillcolor: EMPTY_FILL,
+    line: { width: 0 },
+    layer: "below",
+    visible: only === undefined || only === i,
+  }));
 }
 
 /** Titles above each small multiple. */
@@ -267,9 +300,21 @@ export function attentionFigure(d: HeatmapData): PlotlyFigure {
     width: box.width,
     height: box.height,
     margin: box.margin,
-    title: { text: titleText(d.title, d.subtitle), x: 0, xref: "paper", xanchor: "left", y: 0.99, yanchor: "top" },
+    title: {
+      text: titleText(d.title, d.subtitle),
+      x: 0,
+      xref: "paper",
+      xanchor: "left",
+      yref: "container",
+      y: 1,
+      yanchor: "top",
+      pad: { t: MODEBAR }, // below the mode bar, which would otherwise cover it on narrow figures
+    },
     font: { family: "DejaVu Sans, Verdana, sans-serif", size: 11 },
-    plot_bgcolor: EMPTY_FILL,
+    // Transparent: with the head selector, hidden subplots share the shown one's area and their
+    // backgrounds would paint over it. The masked triangle is drawn by `maskShapes` instead.
+    plot_bgcolor: "rgba(0,0,0,0)",
+    shapes: maskShapes(d, many ? undefined : 0),
     paper_bgcolor: "white",
     coloraxis: {
       cmin: 0,
@@ -278,7 +323,7 @@ export function attentionFigure(d: HeatmapData): PlotlyFigure {
       colorbar: { title: { text: "weight" }, thickness: 14, len: many ? 0.6 : 0.8 },
     },
     annotations: many ? panelTitles(d, box) : [],
-    ...axesLayout(d, box),
+    ...axesLayout(d, box, many ? undefined : 0),
   };
   if (many) layout.updatemenus = [headSelector(d, box)];
   return { data, layout };
@@ -299,6 +344,7 @@ function headSelector(d: HeatmapData, grid: Box): Record<string, unknown> {
           height: grid.height,
           margin: grid.margin,
           annotations: panelTitles(d, grid),
+          shapes: maskShapes(d),
           "title.text": titleText(d.title, d.subtitle),
           ...axesLayout(d, grid),
         },
@@ -314,6 +360,7 @@ function headSelector(d: HeatmapData, grid: Box): Record<string, unknown> {
           height: single.height,
           margin: single.margin,
           annotations: [],
+          shapes: maskShapes(d, i),
           "title.text": titleText(`Attention pattern · layer ${d.layer} · head ${h}`, d.subtitle),
           ...axesLayout(d, single, i),
         },
@@ -331,7 +378,7 @@ function headSelector(d: HeatmapData, grid: Box): Record<string, unknown> {
     y: 1,
     yref: "paper",
     yanchor: "bottom",
-    pad: { b: 36 },
+    pad: { b: SELECTOR_PAD },
     buttons,
   };
 }

@@ -24,6 +24,11 @@ import type { MimeBundle } from "./mime";
 import { escapeHtml } from "./tokens";
 import type { StaticPicture } from "./static";
 
+/** HTML text with non-ASCII characters as numeric references (same reason as jsonForScript). */
+function asciiHtml(s: string): string {
+  return escapeHtml(s).replace(/[\u{7f}-\u{10ffff}]/gu, (c) => `&#${c.codePointAt(0)};`);
+}
+
 /** A Plotly figure as plotly.js takes it. */
 export interface PlotlyFigure {
   data: object[];
@@ -94,12 +99,15 @@ export function scriptSafe(js: string): string {
   return js.replace(/<\/(script)/gi, "\\x3C/$1").replace(/<!--/g, "\\x3C!--");
 }
 
-/** JSON that can sit inside a `<script>`: every "<" escaped (tokens are user text, "</script>" included). */
+/**
+ * JSON that can sit inside a `<script>`: every "<" escaped (tokens are user text, "</script>" included), and
+ * everything outside ASCII as \uXXXX so the figure survives a page served without a charset.
+ */
 export function jsonForScript(value: unknown): string {
-  return JSON.stringify(value)
-    .replace(/</g, "\\u003c")
-    .replace(/\u2028/g, "\\u2028")
-    .replace(/\u2029/g, "\\u2029");
+  return JSON.stringify(value).replace(
+    /[<\u007f-\uffff]/g,
+    (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"),
+  );
 }
 
 /** Name of the page-global queue shared by all outputs (plots waiting for the library). */
@@ -225,7 +233,7 @@ export function plotlyBundle(parts: PlotlyBundleParts): MimeBundle {
   const html = [
     takeLibrary(mode) ? libraryScript() : "",
     `<div class="arrakis-plot" data-arrakis-plot="${id}">` +
-      `<img class="arrakis-static" alt="${escapeHtml(title)}" width="${picture.cssWidth}"` +
+      `<img class="arrakis-static" alt="${asciiHtml(title)}" width="${picture.cssWidth}"` +
       ` height="${picture.cssHeight}" style="max-width:100%;height:auto" src="data:image/png;base64,${pngBase64}">` +
       `</div>`,
     drawScript(id, figure, width, height),

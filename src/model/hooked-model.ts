@@ -321,7 +321,7 @@ export class HookedAutoModel {
       }
       out = (r.dtype === out.dtype ? r : tf.cast(r, out.dtype)) as X;
     }
-    if (state.cache && state.cacheFilter?.(name)) state.cache.set(name, tf.keep(out.clone()));
+    if (state.cache && state.cacheFilter?.(name)) state.cache.record(name, out); // copied out of the backend now
     return out;
   }
 }

@@ -11,12 +11,16 @@ import type { MimeBundle } from "./mime";
 import { plotlyBundle, type PlotlyFigure, type PlotlyLibraryMode } from "./plotly";
 import { drawStatic } from "./static";
 import { escapeHtml, formatToken, truncate, uniqueLabels } from "./tokens";
-import { round4 } from "./format";
+import { round3 } from "./format";
 import { checkInt, checkMatrix, checkTokens, optional } from "./validate";
 import { baseConfig, BLUES, EMPTY_FILL, plotlyColorscale, stops } from "./vegalite";
 
-/** Longest token sequence drawn by default; longer inputs are windowed (see `maxTokens` / `start`). */
+/**
+ * Longest token sequence drawn by default; longer inputs are windowed (see `maxTokens` / `start`): 64 for one
+ * or two heads (~190 kB per output), 32 for more (12 heads × 64² weights would make a ~1 MB output).
+ */
 export const HEATMAP_MAX_TOKENS = 64;
+export const HEATMAP_MAX_TOKENS_MANY_HEADS = 32;
 /** Longest label drawn; the hover text and text/plain keep more. */
 const LABEL_CHARS = 16;
 
@@ -32,7 +36,8 @@ export interface AttentionHeatmapProps {
   /** Chart title. Default: "Attention pattern · layer L · head H" (or "heads a, b, …"). */
   title?: string;
   /**
-   * Most positions drawn (default 64 = HEATMAP_MAX_TOKENS; the cap keeps one output around 100–300 kB).
+   * Most positions drawn: default 64 for one or two heads, 32 for more (HEATMAP_MAX_TOKENS[_MANY_HEADS]; the
+   * cap keeps one output under ~300 kB).
    * Longer inputs show the window `[start, start + maxTokens)` of queries and keys; what is dropped is said in
    * the subtitle and in text/plain.
    */
@@ -87,7 +92,7 @@ function prepare(props: AttentionHeatmapProps): HeatmapData {
   }
   props.patterns.forEach((p, i) => checkMatrix(VIEW, `patterns[${i}]`, p, n, n));
   const layer = checkInt(VIEW, "layer", props.layer);
-  const maxTokens = checkInt(VIEW, "maxTokens", optional(VIEW, "maxTokens", props.maxTokens, HEATMAP_MAX_TOKENS), 1);
+  const maxTokens = checkInt(VIEW, "maxTokens", optional(VIEW, "maxTokens", props.maxTokens, heads.length <= 2 ? HEATMAP_MAX_TOKENS : HEATMAP_MAX_TOKENS_MANY_HEADS), 1);
   const start = checkInt(VIEW, "start", optional(VIEW, "start", props.start, 0), 0, n - 1);
   const causal = optional(VIEW, "causal", props.causal, true);
   const end = Math.min(n, start + maxTokens);
@@ -95,7 +100,7 @@ function prepare(props: AttentionHeatmapProps): HeatmapData {
 
   const formatted = tokens.slice(start, end).map((t) => formatToken(t));
   const z = props.patterns.map((p) =>
-    p.slice(start, end).map((row, qi) => row.slice(start, end).map((w, ki) => (causal && ki > qi ? null : round4(w)))),
+    p.slice(start, end).map((row, qi) => row.slice(start, end).map((w, ki) => (causal && ki > qi ? null : round3(w)))),
   );
   const what = heads.length === 1 ? `head ${heads[0]}` : `heads ${heads.join(", ")}`;
   const title = optional(VIEW, "title", props.title, `Attention pattern · layer ${layer} · ${what}`);
@@ -183,51 +188,80 @@ function gridBox(d: HeatmapData): Box {
 const axisName = (axis: "x" | "y", i: number) => `${axis}axis${i === 0 ? "" : i + 1}`;
 const axisRef = (axis: "x" | "y", i: number) => `${axis}${i === 0 ? "" : i + 1}`;
 
-/** Axis layouts for the grid (or, with `only`, one head filling the plot area). */
-function axesLayout(d: HeatmapData, box: Box, only?: number): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+/**
+ * The axis attributes that differ between the grid and the one-head view, for subplot i. With `only`, head
+ * `only` fills the plot area and the other subplots are hidden.
+ */
+function axisState(d: HeatmapData, box: Box, i: number, only?: number): { x: Record<string, unknown>; y: Record<string, unknown> } {
   const plotW = box.width - box.margin.l - box.margin.r;
   const plotH = box.height - box.margin.t - box.margin.b;
   const n = d.labels.length;
-  d.heads.forEach((_, i) => {
-    const col = i % d.columns;
-    const row = Math.floor(i / d.columns);
-    const single = only !== undefined;
-    const visible = !single || only === i;
-    const xDomain = single ? [0, 1] : [(col * (PANEL + GAP)) / plotW, (col * (PANEL + GAP) + PANEL) / plotW];
-    const top = 1 - (row * (PANEL + GAP)) / plotH;
-    const yDomain = single ? [0, 1] : [Math.max(0, top - PANEL / plotH), top];
-    const lastRow = i + d.columns >= d.heads.length;
-    const labelled = single || n <= GRID_LABEL_MAX;
-    const font = { size: single ? (n > 32 ? 9 : 11) : 9 };
-    out[axisName("x", i)] = {
-      domain: xDomain,
-      visible,
-      type: "category",
+  const col = i % d.columns;
+  const row = Math.floor(i / d.columns);
+  const single = only !== undefined;
+  const top = 1 - (row * (PANEL + GAP)) / plotH;
+  const lastRow = i + d.columns >= d.heads.length;
+  const labelled = single || n <= GRID_LABEL_MAX;
+  const font = { size: single ? (n > 32 ? 9 : 11) : 9 };
+  return {
+    x: {
+      domain: single ? [0, 1] : [(col * (PANEL + GAP)) / plotW, (col * (PANEL + GAP) + PANEL) / plotW],
+      visible: !single || only === i,
       showticklabels: labelled && (single || lastRow),
       tickfont: font,
-      tickangle: n > 6 ? -60 : 0,
-      title: { text: single || lastRow ? "key" : "", standoff: 6 },
-      showgrid: false,
-      zeroline: false,
-      anchor: axisRef("y", i),
-      automargin: true, // keeps the axis title clear of rotated labels
-    };
-    out[axisName("y", i)] = {
-      domain: yDomain,
-      visible,
-      type: "category",
-      autorange: "reversed",
+      "title.text": single || lastRow ? "key" : "",
+    },
+    y: {
+      domain: single ? [0, 1] : [Math.max(0, top - PANEL / plotH), top],
+      visible: !single || only === i,
       showticklabels: labelled && (single || col === 0),
       tickfont: font,
-      title: { text: single || col === 0 ? "query" : "", standoff: 6 },
-      showgrid: false,
-      zeroline: false,
-      anchor: axisRef("x", i),
-      automargin: true,
-      // Cells are square because every domain is laid out square in pixels (no scaleanchor: it shrank the
-      // plot to three quarters of its box).
+      "title.text": single || col === 0 ? "query" : "",
+    },
+  };
+}
+
+/** Full axis objects for the initial layout. */
+function axesLayout(d: HeatmapData, box: Box, only?: number): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const n = d.labels.length;
+  const common = { type: "category", showgrid: false, zeroline: false, automargin: true /* title clear of labels */ };
+  d.heads.forEach((_, i) => {
+    const { x, y } = axisState(d, box, i, only);
+    const { "title.text": xTitle, ...xRest } = x;
+    const { "title.text": yTitle, ...yRest } = y;
+    out[axisName("x", i)] = {
+      ...common,
+      ...xRest,
+      title: { text: xTitle, standoff: 6 },
+      tickangle: n > 6 ? -60 : 0,
+      anchor: axisRef("y", i),
     };
+    out[axisName("y", i)] = {
+      ...common,
+      ...yRest,
+      title: { text: yTitle, standoff: 6 },
+      autorange: "reversed", // query 0 at the top
+      anchor: axisRef("x", i),
+      // Cells are square because every domain is laid out square in pixels (scaleanchor shrank the plot).
+    };
+  });
+  return out;
+}
+
+/** The same as dotted relayout keys ("xaxis2.domain": …), which change only what differs between modes. */
+function axesUpdate(d: HeatmapData, box: Box, only?: number): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  d.heads.forEach((_, i) => {
+    const { x, y } = axisState(d, box, i, only);
+    // A hidden subplot needs nothing but visible: false.
+    const hidden = only !== undefined && only !== i;
+    for (const [axis, state] of [["x", x], ["y", y]] as const) {
+      for (const [key, value] of Object.entries(state)) {
+        if (hidden && key !== "visible") continue;
+        out[`${axisName(axis, i)}.${key}`] = value;
+      }
+    }
   });
   return out;
 }
@@ -332,21 +366,28 @@ export function attentionFigure(d: HeatmapData): PlotlyFigure {
 /** Dropdown "all heads" / "head h": toggles trace visibility and swaps the axes, size and titles. */
 function headSelector(d: HeatmapData, grid: Box): Record<string, unknown> {
   const single = singleBox(d);
-  const allVisible = d.heads.map(() => true);
+  // Panel titles and mask triangles are toggled one by one ("annotations[2].visible"), not re-sent.
+  const toggles = (only?: number) => {
+    const out: Record<string, boolean> = {};
+    d.heads.forEach((_, i) => {
+      out[`annotations[${i}].visible`] = only === undefined;
+      if (d.causal) out[`shapes[${i}].visible`] = only === undefined || only === i;
+    });
+    return out;
+  };
   const buttons = [
     {
       label: "all heads",
       method: "update",
       args: [
-        { visible: allVisible },
+        { visible: d.heads.map(() => true) },
         {
           width: grid.width,
           height: grid.height,
           margin: grid.margin,
-          annotations: panelTitles(d, grid),
-          shapes: maskShapes(d),
           "title.text": titleText(d.title, d.subtitle),
-          ...axesLayout(d, grid),
+          ...toggles(),
+          ...axesUpdate(d, grid),
         },
       ],
     },
@@ -359,10 +400,9 @@ function headSelector(d: HeatmapData, grid: Box): Record<string, unknown> {
           width: single.width,
           height: single.height,
           margin: single.margin,
-          annotations: [],
-          shapes: maskShapes(d, i),
           "title.text": titleText(`Attention pattern · layer ${d.layer} · head ${h}`, d.subtitle),
-          ...axesLayout(d, single, i),
+          ...toggles(i),
+          ...axesUpdate(d, single, i),
         },
       ],
     })),
@@ -479,7 +519,8 @@ function plainText(d: HeatmapData): string {
 /**
  * Attention pattern heatmap (one head) or small multiples with a head selector (several heads).
  * Bundle: text/html (static PNG + interactive Plotly), application/vnd.plotly.v1+json, image/png, text/plain.
- * Inputs longer than `maxTokens` (64) are windowed; the dropped positions are stated in the subtitle and text.
+ * Inputs longer than `maxTokens` (64; 32 for more than two heads) are windowed; the dropped positions are stated
+ * in the subtitle and in text/plain.
  */
 export function attentionHeatmap(props: AttentionHeatmapProps): MimeBundle {
   const d = prepare(props);

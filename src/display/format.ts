@@ -1,5 +1,10 @@
 /** Number formatting shared by the views. */
 
+/** Three decimals: what the attention hover shows (weights in 0..1), and a third less JSON than four. */
+export function round3(x: number): number {
+  return Math.round(x * 1e3) / 1e3;
+}
+
 /** Four decimals are plenty for a colour and a 3-decimal hover, and halve the JSON of a 64×64 pattern. */
 export function round4(x: number): number {
   return Math.round(x * 1e4) / 1e4;

@@ -172,8 +172,12 @@ export interface StaticPicture {
   cssHeight: number;
 }
 
-/** Pixel density of the PNGs: 1.5 keeps text crisp on most screens for ~2× the bytes of 1. */
-export const PNG_SCALE = 1.5;
+/**
+ * Pixel density of the PNGs: 1, so every frontend shows them at the designed size (a bundle has no size
+ * metadata and image/png is shown at its pixel size) and a 64-token heatmap stays near 100 kB. 1.5 was
+ * sharper on high-DPI screens for twice the bytes, and that PNG is in every output twice.
+ */
+export const PNG_SCALE = 1;
 
 export function drawStatic(spec: object, scale = PNG_SCALE): StaticPicture {
   const svg = vegaLiteToSvg(spec);

@@ -52,9 +52,7 @@ export function baseConfig(extra: Record<string, unknown> = {}): Record<string, 
 /** A Vega-Lite view's bundle: the spec, its PNG, its text. */
 export function vegaLiteBundle(spec: Record<string, unknown>, text: string): MimeBundle {
   const full = { $schema: VEGALITE_SCHEMA, ...spec };
-  // Scale 1: classic Notebook, nbconvert and GitHub show image/png at its pixel size (a bundle carries no
-  // size metadata), so the PNG must have the size the chart was designed for.
-  const picture: StaticPicture = drawStatic(full, 1);
+  const picture: StaticPicture = drawStatic(full);
   return {
     [VEGALITE_MIME]: full,
     "image/png": picture.png.toString("base64"),

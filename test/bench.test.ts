@@ -280,6 +280,8 @@ test("profileModel: per-layer and per-component times that partition the run, ac
     throw new Error("inside profile");
   }), /inside profile/);
   assert.equal(model.hookCount, 0, "hooks removed after a throw");
+  throwsArrakis(() => exp.profileModel(() => 1 + 1), /ran no forward pass/);
+  assert.equal(model.hookCount, 0);
 });
 
 // ------------------------------------------------------------------------------------------ testHypothesis

@@ -429,6 +429,7 @@ class TimingRecorder {
   finish<R>(result: R): ModelProfile<R> {
     const t1 = performance.now();
     this.stop();
+    if (!this.events.length) fail("profileModel: the function ran no forward pass of this bench's model, so there is nothing to profile");
     const L = this.model.cfg.nLayers;
     const byLayer = Array.from({ length: L }, (_, layer) => ({ layer, ms: 0, components: { norm: 0, attention: 0, mlp: 0, residual: 0 } }));
     const byComponent = Object.fromEntries(COMPONENTS.map((c) => [c, 0])) as Record<ProfileComponent, number>;

@@ -1,0 +1,246 @@
+/**
+ * Tiny random checkpoints in Hugging Face's exact on-disk format for the seven families of issue 8 (and variants
+ * that exercise their other flags): `config.json` with the fields the transformers 4.43.4 config class writes
+ * (`save_pretrained` keeps every class attribute), and `model.safetensors` with HF parameter names, tied weights
+ * omitted. Shapes follow the issue: 2 layers, hidden 64, vocab 512, 4 heads (GQA / MQA where the family has it),
+ * windows of 4 where the family has local or sliding attention. Weights N(0, 0.2²), norm weights 1 + N(0, 0.2²),
+ * biases random, as in ../shared/fixtures/hf.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { writeTensors } from "./safetensors-mini";
+
+type Kind = "w" | "norm" | "bias";
+type Param = [name: string, shape: number[], kind: Kind];
+
+export interface FamilyCase {
+  /** Test label, e.g. "gpt-neox" or "gpt-neox (sequential residual)". */
+  label: string;
+  /** The Arrakis family the adapter registry should pick. */
+  family: string;
+  config: Record<string, unknown>;
+  params: Param[];
+}
+
+const L = 2, D = 64, V = 512, P = 128, H = 4;
+const common = { torch_dtype: "float32", transformers_version: "4.43.4", use_cache: true, vocab_size: V, initializer_range: 0.02 };
+const layers = (f: (l: number) => Param[]): Param[] => Array.from({ length: L }, (_, l) => f(l)).flat();
+
+/** Llama-style attention + SwiGLU parameter names under `model.layers.{l}.`. */
+function llamaParams(o: { kv: number; hd: number; I: number; qkvBias?: boolean; norm?: "rms" | "ln"; post?: boolean; qkNorm?: boolean }): Param[] {
+  const ln = (name: string): Param[] => (o.norm === "ln" ? [[name + ".weight", [D], "norm"], [name + ".bias", [D], "bias"]] : [[name + ".weight", [D], "norm"]]);
+  return layers((l) => {
+    const p = `model.layers.${l}.`;
+    const a = p + "self_attn.";
+    const out: Param[] = [
+      ...ln(p + "input_layernorm"),
+      [a + "q_proj.weight", [H * o.hd, D], "w"], [a + "k_proj.weight", [o.kv * o.hd, D], "w"], [a + "v_proj.weight", [o.kv * o.hd, D], "w"],
+      [a + "o_proj.weight", [D, H * o.hd], "w"],
+      [p + "mlp.gate_proj.weight", [o.I, D], "w"], [p + "mlp.up_proj.weight", [o.I, D], "w"], [p + "mlp.down_proj.weight", [D, o.I], "w"],
+    ];
+    if (o.qkvBias) out.push([a + "q_proj.bias", [H * o.hd], "bias"], [a + "k_proj.bias", [o.kv * o.hd], "bias"], [a + "v_proj.bias", [o.kv * o.hd], "bias"]);
+    if (o.post !== false) out.push(...ln(p + "post_attention_layernorm"));
+    if (o.qkNorm) {
+      for (let h = 0; h < H; h++) out.push([`${a}q_layernorm.norms.${h}.weight`, [o.hd], "norm"]);
+      for (let h = 0; h < o.kv; h++) out.push([`${a}k_layernorm.norms.${h}.weight`, [o.hd], "norm"]);
+    }
+    return out;
+  });
+}
+
+function gptNeo(): FamilyCase {
+  const I = 4 * D;
+  return {
+    label: "gpt-neo", family: "gpt-neo",
+    config: {
+      ...common, activation_function: "gelu_new", architectures: ["GPTNeoForCausalLM"], attention_dropout: 0.0,
+      attention_layers: ["global", "local"], attention_types: [[["global", "local"], 1]], bos_token_id: 50256,
+      classifier_dropout: 0.1, embed_dropout: 0.0, eos_token_id: 50256, hidden_size: D, intermediate_size: null,
+      layer_norm_epsilon: 1e-5, max_position_embeddings: P, model_type: "gpt_neo", num_heads: H, num_layers: L,
+      resid_dropout: 0.0, summary_activation: null, summary_first_dropout: 0.1, summary_proj_to_labels: true,
+      summary_type: "cls_index", summary_use_proj: true, window_size: 4,
+    },
+    params: [
+      ["transformer.wte.weight", [V, D], "w"], ["transformer.wpe.weight", [P, D], "w"],
+      ...layers((l): Param[] => {
+        const p = `transformer.h.${l}.`;
+        const a = p + "attn.attention.";
+        return [
+          [p + "ln_1.weight", [D], "norm"], [p + "ln_1.bias", [D], "bias"],
+          [a + "k_proj.weight", [D, D], "w"], [a + "v_proj.weight", [D, D], "w"], [a + "q_proj.weight", [D, D], "w"],
+          [a + "out_proj.weight", [D, D], "w"], [a + "out_proj.bias", [D], "bias"],
+          [p + "ln_2.weight", [D], "norm"], [p + "ln_2.bias", [D], "bias"],
+          [p + "mlp.c_fc.weight", [I, D], "w"], [p + "mlp.c_fc.bias", [I], "bias"],
+          [p + "mlp.c_proj.weight", [D, I], "w"], [p + "mlp.c_proj.bias", [D], "bias"],
+        ];
+      }),
+      ["transformer.ln_f.weight", [D], "norm"], ["transformer.ln_f.bias", [D], "bias"],
+    ],
+  };
+}
+
+function gptNeox(parallel: boolean): FamilyCase {
+  const I = 4 * D;
+  return {
+    label: parallel ? "gpt-neox" : "gpt-neox (sequential residual)", family: "gpt-neox",
+    config: {
+      ...common, architectures: ["GPTNeoXForCausalLM"], attention_bias: true, attention_dropout: 0.0, bos_token_id: 0,
+      classifier_dropout: 0.1, eos_token_id: 2, hidden_act: "gelu", hidden_dropout: 0.0, hidden_size: D,
+      intermediate_size: I, layer_norm_eps: 1e-5, max_position_embeddings: P, model_type: "gpt_neox",
+      num_attention_heads: H, num_hidden_layers: L, rope_scaling: null, rotary_emb_base: 10000, rotary_pct: 0.25,
+      tie_word_embeddings: false, use_parallel_residual: parallel,
+    },
+    params: [
+      ["gpt_neox.embed_in.weight", [V, D], "w"],
+      ...layers((l): Param[] => {
+        const p = `gpt_neox.layers.${l}.`;
+        return [
+          [p + "input_layernorm.weight", [D], "norm"], [p + "input_layernorm.bias", [D], "bias"],
+          [p + "post_attention_layernorm.weight", [D], "norm"], [p + "post_attention_layernorm.bias", [D], "bias"],
+          [p + "attention.query_key_value.weight", [3 * D, D], "w"], [p + "attention.query_key_value.bias", [3 * D], "bias"],
+          [p + "attention.dense.weight", [D, D], "w"], [p + "attention.dense.bias", [D], "bias"],
+          [p + "mlp.dense_h_to_4h.weight", [I, D], "w"], [p + "mlp.dense_h_to_4h.bias", [I], "bias"],
+          [p + "mlp.dense_4h_to_h.weight", [D, I], "w"], [p + "mlp.dense_4h_to_h.bias", [D], "bias"],
+        ];
+      }),
+      ["gpt_neox.final_layer_norm.weight", [D], "norm"], ["gpt_neox.final_layer_norm.bias", [D], "bias"],
+      ["embed_out.weight", [V, D], "w"],
+    ],
+  };
+}
+
+function gemma(hd: number): FamilyCase {
+  const I = 128;
+  return {
+    label: hd === D / H ? "gemma" : `gemma (head_dim ${hd} ≠ hidden/heads)`, family: "gemma",
+    config: {
+      ...common, architectures: ["GemmaForCausalLM"], attention_bias: false, attention_dropout: 0.0, bos_token_id: 2,
+      eos_token_id: 1, head_dim: hd, hidden_act: "gelu_pytorch_tanh", hidden_activation: null, hidden_size: D,
+      intermediate_size: I, max_position_embeddings: P, model_type: "gemma", num_attention_heads: H,
+      num_hidden_layers: L, num_key_value_heads: 1, pad_token_id: 0, rms_norm_eps: 1e-6, rope_theta: 10000.0,
+    },
+    params: [["model.embed_tokens.weight", [V, D], "w"], ...llamaParams({ kv: 1, hd, I }), ["model.norm.weight", [D], "norm"]],
+  };
+}
+
+function phi3(version = "4.43.4"): FamilyCase {
+  const I = 128, KV = 2, hd = D / H;
+  return {
+    label: version === "4.43.4" ? "phi3" : `phi3 (saved by ${version}: sliding window applied)`, family: "phi3",
+    config: {
+      ...common, transformers_version: version, architectures: ["Phi3ForCausalLM"], attention_dropout: 0.0,
+      bos_token_id: 1, embd_pdrop: 0.0, eos_token_id: 32000, hidden_act: "silu", hidden_size: D, intermediate_size: I,
+      max_position_embeddings: P, model_type: "phi3", num_attention_heads: H, num_hidden_layers: L,
+      num_key_value_heads: KV, original_max_position_embeddings: P, pad_token_id: 32000, resid_pdrop: 0.0,
+      rms_norm_eps: 1e-5, rope_scaling: null, rope_theta: 10000.0, sliding_window: 4, tie_word_embeddings: false,
+    },
+    params: [
+      ["model.embed_tokens.weight", [V, D], "w"],
+      ...layers((l): Param[] => {
+        const p = `model.layers.${l}.`;
+        return [
+          [p + "self_attn.o_proj.weight", [D, H * hd], "w"], [p + "self_attn.qkv_proj.weight", [(H + 2 * KV) * hd, D], "w"],
+          [p + "mlp.gate_up_proj.weight", [2 * I, D], "w"], [p + "mlp.down_proj.weight", [D, I], "w"],
+          [p + "input_layernorm.weight", [D], "norm"], [p + "post_attention_layernorm.weight", [D], "norm"],
+        ];
+      }),
+      ["model.norm.weight", [D], "norm"], ["lm_head.weight", [V, D], "w"],
+    ],
+  };
+}
+
+function qwen2(version = "4.43.4"): FamilyCase {
+  const I = 128;
+  return {
+    label: version === "4.43.4" ? "qwen2" : `qwen2 (saved by ${version}: layers >= max_window_layers slide)`, family: "qwen2",
+    config: {
+      ...common, transformers_version: version, architectures: ["Qwen2ForCausalLM"], attention_dropout: 0.0,
+      bos_token_id: 151643, eos_token_id: 151643, hidden_act: "silu", hidden_size: D, intermediate_size: I,
+      max_position_embeddings: P, max_window_layers: 1, model_type: "qwen2", num_attention_heads: H,
+      num_hidden_layers: L, num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 10000.0, sliding_window: 4,
+      tie_word_embeddings: false, use_sliding_window: true,
+    },
+    params: [
+      ["model.embed_tokens.weight", [V, D], "w"], ...llamaParams({ kv: 2, hd: D / H, I, qkvBias: true }),
+      ["model.norm.weight", [D], "norm"], ["lm_head.weight", [V, D], "w"],
+    ],
+  };
+}
+
+function mistral(): FamilyCase {
+  const I = 128;
+  return {
+    label: "mistral", family: "mistral",
+    config: {
+      ...common, architectures: ["MistralForCausalLM"], attention_dropout: 0.0, bos_token_id: 1, eos_token_id: 2,
+      head_dim: D / H, hidden_act: "silu", hidden_size: D, intermediate_size: I, max_position_embeddings: P,
+      model_type: "mistral", num_attention_heads: H, num_hidden_layers: L, num_key_value_heads: 2, rms_norm_eps: 1e-6,
+      rope_theta: 10000.0, sliding_window: 4, tie_word_embeddings: false,
+    },
+    params: [
+      ["model.embed_tokens.weight", [V, D], "w"], ...llamaParams({ kv: 2, hd: D / H, I }),
+      ["model.norm.weight", [D], "norm"], ["lm_head.weight", [V, D], "w"],
+    ],
+  };
+}
+
+function stablelm(variant: "default" | "parallel+qk_layernorm"): FamilyCase {
+  const I = 128, KV = 2;
+  const extra = variant !== "default";
+  return {
+    label: extra ? "stable-lm (parallel residual, qk_layernorm)" : "stable-lm", family: "stable-lm",
+    config: {
+      ...common, architectures: ["StableLmForCausalLM"], attention_dropout: 0.0, bos_token_id: 0, eos_token_id: 0,
+      hidden_act: "silu", hidden_dropout: 0.0, hidden_size: D, intermediate_size: I, layer_norm_eps: 1e-5,
+      max_position_embeddings: P, model_type: "stablelm", num_attention_heads: H, num_hidden_layers: L,
+      num_key_value_heads: KV, partial_rotary_factor: 0.25, qk_layernorm: extra, rope_scaling: null, rope_theta: 10000,
+      tie_word_embeddings: false, use_parallel_residual: extra, use_qkv_bias: true,
+    },
+    params: [
+      ["model.embed_tokens.weight", [V, D], "w"],
+      ...llamaParams({ kv: KV, hd: D / H, I, qkvBias: true, norm: "ln", post: !extra, qkNorm: extra }),
+      ["model.norm.weight", [D], "norm"], ["model.norm.bias", [D], "bias"], ["lm_head.weight", [V, D], "w"],
+    ],
+  };
+}
+
+/** The seven families in their issue-8 configuration, then variants for their other flags. */
+export function familyCases(): FamilyCase[] {
+  return [
+    gptNeo(), gptNeox(true), gemma(D / H), phi3(), qwen2(), mistral(), stablelm("default"),
+    gptNeox(false), gemma(24), phi3("4.46.0"), qwen2("4.53.0"), stablelm("parallel+qk_layernorm"),
+  ];
+}
+
+/** mulberry32 → Box–Muller normals: a seeded, platform-independent N(0, 1) stream. */
+function normals(seed: number): () => number {
+  let a = seed >>> 0;
+  const uniform = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
+}
+
+/** Writes config.json and model.safetensors for a case into `dir` (created). */
+export function writeCheckpoint(c: FamilyCase, dir: string, seed: number): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const next = normals(seed);
+  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [name, shape, kind] of c.params) {
+    const data = new Float32Array(shape.reduce((x, y) => x * y, 1));
+    for (let i = 0; i < data.length; i++) data[i] = (kind === "norm" ? 1 : 0) + 0.2 * next();
+    tensors.set(name, { shape, data });
+  }
+  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(c.config, null, 2) + "\n");
+  writeTensors(path.join(dir, "model.safetensors"), tensors);
+}
+
+/** The two 16-token sequences of the HF fixtures (torch.randint(0, 512, (2, 16)), seed 20240601). */
+export const INPUT_IDS = [
+  [287, 376, 25, 102, 49, 202, 376, 169, 42, 171, 273, 367, 214, 500, 94, 449],
+  [23, 159, 260, 368, 275, 405, 333, 345, 239, 250, 113, 116, 371, 218, 363, 207],
+];

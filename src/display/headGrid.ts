@@ -91,7 +91,7 @@ export function headGridFigure(d: GridData): PlotlyFigure {
         zmin: d.domain[0],
         zmax: d.domain[1],
         colorscale: plotlyColorscale(colors(d)),
-        colorbar: { title: { text: escapeHtml(d.metric), side: "right" }, thickness: 14 },
+        colorbar: { title: { text: escapeHtml(d.metric), side: "top" }, thickness: 14 },
         xgap: 1,
         ygap: 1,
         hovertemplate: `layer %{y} · head %{x}<br>${escapeHtml(d.metric)}: %{z:${fmt}}<extra></extra>`,

@@ -1,0 +1,280 @@
+/**
+ * The display bundles in real frontends, driven by headless Chromium (Debian's /usr/bin/chromium through
+ * playwright-core): classic Notebook 6 trusted and untrusted, nbconvert HTML with JavaScript on and off, and
+ * JupyterLab 4's own output area + MIME renderers (JupyterLab itself is not installable here). The notebooks
+ * are written directly as .ipynb JSON whose outputs are our bundles, so no kernel is needed.
+ * Screenshots go to artifacts/screenshots/.
+ */
+import { after, before, describe, test } from "node:test";
+import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { Browser, Page } from "playwright-core";
+import * as display from "../src/display";
+import {
+  CHROMIUM, CHROMIUM_ARGS, jupyterEnv, notebookOf, runPython, screenshotPath, startClassicNotebook, tmpDir,
+  trustNotebook,
+} from "./display-pages";
+
+const HAVE_CHROMIUM = fs.existsSync(CHROMIUM);
+const SKIP = HAVE_CHROMIUM ? false : `${CHROMIUM} not found (Debian package chromium): browser tests skipped`;
+
+const TOKENS = ["<|endoftext|>", "The", "Ġcat", "Ġsat", "Ġon", "Ġthe", "Ġmat", "."];
+const N = TOKENS.length;
+
+function pattern(seed: number): number[][] {
+  return Array.from({ length: N }, (_, q) => {
+    const raw = Array.from({ length: N }, (_, k) => (k <= q ? Math.exp(Math.sin(q * 3 + k * seed) * 2) : 0));
+    const sum = raw.reduce((a, b) => a + b, 0);
+    return raw.map((x) => x / sum);
+  });
+}
+
+/** The cell the hover tests point at, and what its tooltip must say. */
+const HOVER = { q: 5, k: 1, query: "␣the", key: "The", weight: pattern(1)[5][1].toFixed(3) };
+
+/** Outputs of the test notebook: 3 Plotly views (the first carries the library) and 2 Vega-Lite views. */
+function bundles(): { all: display.MimeBundle[]; plotly: number; vegaLite: number } {
+  display.resetPlotlyLibrary();
+  const all = [
+    display.attentionHeatmap({ tokens: TOKENS, patterns: [pattern(1)], heads: [3], layer: 1 }),
+    display.attentionHeatmap({ tokens: TOKENS, patterns: [pattern(1), pattern(2), pattern(3)], heads: [0, 1, 2], layer: 1 }),
+    display.topAttendedView({ tokens: TOKENS, positions: [0, 2, 5], weights: [3.2, 1.1, 0.4], layer: 1, head: 3 }),
+    display.ablationComparisonView({
+      tokens: TOKENS,
+      clean: [2, 3, 1, 2.5, 2, 1.5, 3],
+      ablated: [2.5, 3, 2, 2.5, 1.5, 1.5, 4],
+      label: "L1H3 zero",
+    }),
+    display.headGridView({ values: [[0.1, -0.2, 0.05], [0.4, 0, -0.1]], title: "Δ loss per ablated head", metricLabel: "Δ loss" }),
+  ];
+  return { all, plotly: 3, vegaLite: 2 };
+}
+
+let work: string;
+let browser: Browser;
+let outputs: ReturnType<typeof bundles>;
+
+before(async () => {
+  if (!HAVE_CHROMIUM) return;
+  const { chromium } = await import("playwright-core");
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  work = tmpDir("arrakis-display-");
+  outputs = bundles();
+  fs.mkdirSync(path.join(work, "nb"));
+  // Different metadata so the signatures differ: signing one must not make its copy trusted.
+  fs.writeFileSync(path.join(work, "nb", "trusted.ipynb"), JSON.stringify(notebookOf(outputs.all, "trusted")));
+  fs.writeFileSync(path.join(work, "nb", "untrusted.ipynb"), JSON.stringify(notebookOf(outputs.all, "untrusted")));
+  // A notebook whose library-carrying output was cleared: only an output made with library "never" is left.
+  display.resetPlotlyLibrary();
+  const cleared = [display.attentionHeatmap({ tokens: TOKENS, patterns: [pattern(1)], heads: [3], layer: 1, library: "never" })];
+  fs.writeFileSync(path.join(work, "nb", "cleared.ipynb"), JSON.stringify(notebookOf(cleared, "cleared")));
+  // One nbconvert run for both HTML exports (each Python start costs seconds).
+  const env = jupyterEnv(path.join(work, "jupyter"));
+  runPython(["nbconvert", "--to", "html", "--output-dir", path.join(work, "html"),
+    path.join(work, "nb", "trusted.ipynb"), path.join(work, "nb", "cleared.ipynb")], env);
+});
+
+after(async () => {
+  await browser?.close();
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+});
+
+async function newPage(opts: { javaScriptEnabled?: boolean } = {}): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 1000 }, ...opts });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => console.error(`page error: ${e}`));
+  return page;
+}
+
+/** Every Plotly output drew its interactive plot and hid its picture. */
+async function expectInteractive(page: Page, count: number): Promise<void> {
+  await page.waitForFunction(
+    (n) => document.querySelectorAll('[data-arrakis-drawn="interactive"]').length === n,
+    count,
+    { timeout: 30_000 },
+  );
+  const state = await page.evaluate(() =>
+    Array.from(document.querySelectorAll("[data-arrakis-plot]")).map((root) => ({
+      svgs: root.querySelectorAll("svg.main-svg").length,
+      pictureHidden: getComputedStyle(root.querySelector("img.arrakis-static")!).display === "none",
+    })),
+  );
+  assert.equal(state.length, count);
+  for (const s of state) {
+    assert.ok(s.svgs > 0, "svg.main-svg drawn");
+    assert.ok(s.pictureHidden, "static picture hidden once the plot is drawn");
+  }
+}
+
+/** Hovers the HOVER cell of the first (single-head, 8-token) heatmap and returns the tooltip text. */
+async function hoverFirstHeatmap(page: Page): Promise<string> {
+  const drag = page.locator("[data-arrakis-plot] .nsewdrag").first();
+  await drag.scrollIntoViewIfNeeded();
+  const box = (await drag.boundingBox())!;
+  await page.mouse.move(box.x + (box.width * (HOVER.k + 0.5)) / N, box.y + (box.height * (HOVER.q + 0.5)) / N);
+  const tip = page.locator(".hoverlayer .hovertext").first();
+  await tip.waitFor({ timeout: 5000 });
+  return (await tip.textContent()) ?? "";
+}
+
+function expectTooltip(text: string): void {
+  assert.ok(text.includes(`query ${HOVER.query}`), `tooltip names the query token: ${JSON.stringify(text)}`);
+  assert.ok(text.includes(`key ${HOVER.key}`), `tooltip names the key token: ${JSON.stringify(text)}`);
+  assert.ok(text.includes(`weight ${HOVER.weight}`), `tooltip gives the weight ${HOVER.weight}: ${JSON.stringify(text)}`);
+}
+
+/** Every static picture in the page is loaded and shown at a real size; nothing interactive was drawn. */
+async function expectStaticPictures(page: Page, count: number): Promise<void> {
+  const pictures = await page.evaluate(() =>
+    Array.from(document.querySelectorAll("img.arrakis-static")).map((img) => {
+      const i = img as HTMLImageElement;
+      const r = i.getBoundingClientRect();
+      return { complete: i.complete, natural: i.naturalWidth, width: r.width, height: r.height, display: getComputedStyle(i).display };
+    }),
+  );
+  assert.equal(pictures.length, count, "one static picture per Plotly output");
+  for (const p of pictures) {
+    assert.ok(p.complete && p.natural > 100, `picture decoded (naturalWidth ${p.natural})`);
+    assert.ok(p.width > 100 && p.height > 100, `picture visible at ${p.width}×${p.height}`);
+    assert.notEqual(p.display, "none");
+  }
+  assert.equal(await page.locator("svg.main-svg").count(), 0, "no interactive plot without scripts");
+}
+
+describe("display in browsers", { skip: SKIP }, () => {
+  test("classic Notebook 6: trusted draws interactive Plotly (hover works), untrusted shows the static pictures", async () => {
+    const env = jupyterEnv(path.join(work, "jupyter"));
+    trustNotebook(path.join(work, "nb", "trusted.ipynb"), env);
+    const server = await startClassicNotebook(path.join(work, "nb"), env);
+    try {
+      const page = await newPage();
+      await page.goto(`${server.url}/notebooks/trusted.ipynb`);
+      await page.waitForSelector(".output_area", { timeout: 30_000 });
+      assert.equal(await page.locator("#notification_trusted").textContent(), "Trusted");
+      await expectInteractive(page, outputs.plotly);
+      expectTooltip(await hoverFirstHeatmap(page));
+      // require.js is on this page; Plotly still registered globally thanks to the define guard.
+      assert.equal(await page.evaluate(() => typeof (window as any).define), "function");
+      assert.equal(await page.evaluate(() => typeof (window as any).Plotly), "object");
+      // The Vega-Lite views: classic Notebook has no vega renderer and shows their image/png.
+      const pngs = await page.evaluate(() =>
+        Array.from(document.querySelectorAll(".output_png img")).map((i) => (i as HTMLImageElement).naturalWidth),
+      );
+      assert.equal(pngs.length, outputs.vegaLite);
+      for (const w of pngs) assert.ok(w > 200, `Vega-Lite PNG shown (${w}px wide)`);
+      await page.locator(".cell").first().scrollIntoViewIfNeeded();
+      await page.screenshot({ path: screenshotPath("classic-trusted.png"), fullPage: true });
+
+      const untrusted = await newPage();
+      await untrusted.goto(`${server.url}/notebooks/untrusted.ipynb`);
+      await untrusted.waitForSelector(".output_area", { timeout: 30_000 });
+      assert.equal(await untrusted.locator("#notification_trusted").textContent(), "Not Trusted");
+      await untrusted.waitForFunction(() => document.querySelectorAll("img.arrakis-static").length > 0);
+      await untrusted.waitForTimeout(1000); // any script that slipped through would have drawn by now
+      await expectStaticPictures(untrusted, outputs.plotly);
+      assert.equal(await untrusted.evaluate(() => typeof (window as any).Plotly), "undefined");
+      await untrusted.screenshot({ path: screenshotPath("classic-untrusted.png"), fullPage: true });
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test("nbconvert HTML: JavaScript on draws interactive Plotly; off shows the static pictures", async () => {
+    const url = "file://" + path.join(work, "html", "trusted.html");
+
+    const on = await newPage();
+    await on.goto(url);
+    await expectInteractive(on, outputs.plotly);
+    expectTooltip(await hoverFirstHeatmap(on));
+    await on.screenshot({ path: screenshotPath("nbconvert-js-on.png"), fullPage: true });
+
+    const off = await newPage({ javaScriptEnabled: false });
+    await off.goto(url);
+    await expectStaticPictures(off, outputs.plotly);
+    // nbconvert has no Vega-Lite renderer either: the image/png of those views is in the page.
+    const pngImgs = await off.evaluate(() =>
+      Array.from(document.querySelectorAll(".jp-RenderedImage img, .output_png img")).map((i) => (i as HTMLImageElement).naturalWidth),
+    );
+    assert.equal(pngImgs.length, outputs.vegaLite);
+    for (const w of pngImgs) assert.ok(w > 200);
+    await off.screenshot({ path: screenshotPath("nbconvert-js-off.png"), fullPage: true });
+  });
+
+  test("library gone (its output cleared): later outputs keep their static picture and say why", async () => {
+    const page = await newPage();
+    await page.goto("file://" + path.join(work, "html", "cleared.html"));
+    await page.locator(".arrakis-note").waitFor({ timeout: 10_000 });
+    assert.match((await page.locator(".arrakis-note").textContent()) ?? "", /resetPlotlyLibrary/);
+    await expectStaticPictures(page, 1);
+  });
+
+  test("JupyterLab 4 output area: text/html for Plotly views, native vega for Vega-Lite, trusted and untrusted", async () => {
+    const esbuild = await import("esbuild");
+    const dir = path.join(work, "lab");
+    await esbuild.build({
+      entryPoints: [path.join(__dirname, "display-lab-page.ts")],
+      bundle: true,
+      format: "iife",
+      platform: "browser",
+      outfile: path.join(dir, "page.js"),
+      define: { "process.env.NODE_ENV": '"production"' },
+      loader: { ".svg": "text", ".css": "empty" },
+      logLevel: "error",
+    });
+    const saved = JSON.parse(fs.readFileSync(path.join(work, "nb", "trusted.ipynb"), "utf8")) as {
+      cells: { outputs: unknown[] }[];
+    };
+    const savedOutputs = saved.cells.map((c) => c.outputs[0]);
+    fs.writeFileSync(
+      path.join(dir, "index.html"),
+      `<!doctype html><html><head><meta charset="utf-8"></head><body>` +
+        `<script>window.__OUTPUTS__ = ${JSON.stringify(savedOutputs).replace(/</g, "\\u003c")};</script>` +
+        `<script src="page.js"></script></body></html>`,
+    );
+    const page = await newPage();
+    await page.goto("file://" + path.join(dir, "index.html"));
+    await page.waitForFunction(() => (window as any).__RENDERED__ === true, undefined, { timeout: 30_000 });
+    const cases = (await page.evaluate(() => (window as any).__CASES__)) as { id: string; trusted: boolean; chosen: string }[];
+    const kinds = outputs.all.map((b) => (b["text/html"] ? "plotly" : "vegalite"));
+    assert.equal(cases.length, 2 * kinds.length);
+    for (const c of cases) {
+      const i = Number(c.id.split("-")[1]);
+      const expected = kinds[i] === "plotly" ? "text/html" : display.VEGALITE_MIME;
+      assert.equal(c.chosen, expected, `${c.id} rendered as ${c.chosen}`);
+    }
+    // Trusted Plotly outputs run their scripts; untrusted ones show the picture; vega draws either way.
+    await page.waitForFunction(
+      (n) => document.querySelectorAll('[data-case^="trusted"] [data-arrakis-drawn="interactive"]').length === n,
+      outputs.plotly,
+      { timeout: 30_000 },
+    );
+    await page.waitForFunction(
+      (n) => document.querySelectorAll(".jp-RenderedVegaLite canvas, .jp-RenderedVegaLite svg.marks").length >= n,
+      2 * outputs.vegaLite,
+      { timeout: 30_000 },
+    );
+    const drawn = await page.evaluate(() =>
+      Array.from(document.querySelectorAll("[data-case]")).map((area) => {
+        const visible = Array.from(area.querySelectorAll("img, svg.main-svg, canvas, svg.marks"))
+          .map((e) => e.getBoundingClientRect())
+          .filter((r) => r.width > 100 && r.height > 50).length;
+        return {
+          id: area.getAttribute("data-case")!,
+          visible,
+          interactive: area.querySelectorAll("svg.main-svg").length,
+          picture: Array.from(area.querySelectorAll("img.arrakis-static")).some((i) => (i as HTMLImageElement).naturalWidth > 100 && getComputedStyle(i).display !== "none"),
+          vega: area.querySelectorAll(".jp-RenderedVegaLite").length,
+        };
+      }),
+    );
+    for (const d of drawn) {
+      const i = Number(d.id.split("-")[1]);
+      assert.ok(d.visible > 0, `${d.id}: something visible was drawn`);
+      if (kinds[i] === "vegalite") assert.equal(d.vega, 1, `${d.id}: vega renderer`);
+      else if (d.id.startsWith("trusted")) assert.ok(d.interactive > 0 && !d.picture, `${d.id}: interactive`);
+      else assert.ok(d.interactive === 0 && d.picture, `${d.id}: static picture`);
+    }
+    await page.screenshot({ path: screenshotPath("jupyterlab-outputarea.png"), fullPage: true });
+  });
+});

@@ -12,9 +12,11 @@
  * for static viewers that skip HTML, `text/plain` for terminals.
  *
  * Constraints from the frontends: no CDN (notebooks must work offline), no require.js assumptions (classic
- * Notebook defines an AMD `define`, which would capture Plotly's UMD instead of setting `window.Plotly`: we
- * unset it while the library runs), and scripts may run in any order (JupyterLab renders windowed outputs
- * lazily), so plots wait in a queue until the library has arrived.
+ * Notebook and Debian's nbconvert pages load require.js, whose AMD `define` captures a UMD bundle that checks
+ * for it, as plotly.js builds before v3 did, instead of setting `window.Plotly`; we unset it while the library
+ * runs. The 4.x builds installed today set `window.Plotly` unconditionally, so the guard is a safeguard for other
+ * builds, checked by the classic-Notebook browser test only in that Plotly ends up global), and scripts may run
+ * in any order (JupyterLab renders windowed outputs lazily), so plots wait in a queue until the library arrives.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";

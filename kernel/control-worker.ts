@@ -46,13 +46,24 @@ const hb = new zmq.Reply();
 const out = new SendQueue(control, (e) => log(`control send failed: ${String(e)}`));
 
 const MAX_SIGINTS = 20;
+/** While a tf.js kernel runs, SIGINT waits (poll interval, and at most this many polls per attempt). */
+const KERNEL_POLL_MS = 25;
+const KERNEL_MAX_POLLS = 400;
 
-function escalate(exec: number, attempt: number): void {
+/**
+ * Sends SIGINT while execution `exec` keeps running past the grace period. Node's watchdog terminates
+ * synchronous code only inside a guarded vm run; elsewhere the signal reaches the main thread's handler
+ * once it is idle, which is harmless. It is held back while a tf.js kernel executes (see tf-interrupt.ts).
+ */
+function escalate(exec: number, attempt: number, polls = 0): void {
+  const wait = polls === 0 ? data.graceMs : KERNEL_POLL_MS;
   setTimeout(() => {
     if (state.running !== exec || attempt >= MAX_SIGINTS) return;
+    if (state.inKernel && polls < KERNEL_MAX_POLLS) return escalate(exec, attempt, polls + 1);
+    state.countSignal();
     process.kill(process.pid, "SIGINT");
     escalate(exec, attempt + 1);
-  }, data.graceMs);
+  }, wait);
 }
 
 function interrupt(): void {

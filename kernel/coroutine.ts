@@ -10,9 +10,11 @@
  *  - soft: at every step boundary (every `await` in cell code) the runtime checks the shared interrupt
  *    flag and throws an InterruptError *into* the generator, so the cell's own `finally` blocks (and the
  *    library's, e.g. restoring an ablated head) run. A suspended cell is thrown into immediately.
+ *    (tf-interrupt.ts adds the same check to every tf.js op, for synchronous code.)
  *  - hard: a step that has been slow is run inside `vm.Script#runInThisContext({ breakOnSigint: true })`,
  *    which is Node's supported way to terminate running JavaScript on SIGINT (the same watchdog the REPL
- *    uses). The control worker sends SIGINT when a soft interrupt has not landed within its grace period.
+ *    uses). The control worker sends SIGINT when the cell is still running after its grace period
+ *    (pure JavaScript that neither awaits nor calls tf.js).
  *    Terminated code skips its `finally` blocks; the kernel then resets model hooks and tf.js scopes.
  *
  * The watchdog costs ~0.2 ms to arm at the outermost level and ~5 µs when nested, so fast steps (tight
@@ -38,7 +40,7 @@ export class InterruptError extends Error {
   constructor(readonly hard: boolean) {
     super(
       hard
-        ? "execution interrupted inside synchronous code (its finally blocks did not run; model hooks were reset)"
+        ? "execution interrupted inside synchronous code (its finally blocks did not run; the kernel restored ablations and reset model hooks)"
         : "execution interrupted",
     );
   }
@@ -106,8 +108,12 @@ export class CoroutineRuntime {
     return had;
   }
 
-  /** Throws an InterruptError into every suspended coroutine of `exec`, newest first. */
+  /**
+   * Throws an InterruptError into every suspended coroutine of `exec`, newest first, if the pending
+   * request was not already delivered at an await or a tf.js op. Returns how many were thrown into.
+   */
   interruptSuspended(exec: number): number {
+    if (!this.state.takeInterrupt(exec)) return 0;
     const victims = [...this.tasks].filter((t) => t.exec === exec && !t.running && !t.done).reverse();
     for (const t of victims) {
       if (t.done || t.running) continue; // an earlier victim's finally may have finished it
@@ -139,7 +145,7 @@ export class CoroutineRuntime {
   }
 
   private step(task: Task, kind: "next" | "throw", arg: unknown): void {
-    if (kind === "next" && this.state.isInterrupted(task.exec)) {
+    if (kind === "next" && this.state.takeInterrupt(task.exec)) {
       kind = "throw";
       arg = new InterruptError(false);
     }

@@ -59,15 +59,16 @@ export class CellRunner {
   }
 
   /**
-   * Interrupts the running cell from the event loop (the control worker's message, or SIGINT delivered
-   * while no watchdog was armed). Suspended coroutines get the InterruptError at once; a cell whose top
-   * level is not a coroutine (or whose cleanup hangs) is released through tslab's own interrupt.
+   * Delivers an interrupt from the event loop: the control worker's message (the worker already recorded
+   * the request) or an outside SIGINT that arrived while no watchdog was armed (`request`: record it
+   * here). Suspended coroutines get the InterruptError at once; a cell whose top level is not a coroutine
+   * (or whose cleanup hangs) is released through tslab's own interrupt.
    */
-  interruptRunning(): void {
-    const exec = this.state.requestInterrupt();
-    if (exec === 0) return;
+  interruptRunning(request: boolean): void {
+    const exec = request ? this.state.requestInterrupt() : this.state.running;
+    if (exec === 0 || !this.state.isInterrupted(exec)) return;
     const thrown = this.runtime.interruptSuspended(exec);
-    if (thrown === 0) {
+    if (thrown === 0 && this.runtime.liveCount(exec) === 0) {
       this.executor.interrupt();
       return;
     }

@@ -13,12 +13,13 @@ import type { Executor } from "tslab/dist/executor";
 import { JupyterHandlerImpl } from "tslab/dist/jupyter";
 import { CellRunner } from "./execute";
 import { History, HistoryRequest } from "./history";
+import { InterruptState } from "./interrupt-state";
 import { DisplayContent, setDisplaySink } from "./display";
 import { kernelLog } from "./log";
 import { MimeBundle, toBundle } from "./mime";
 import { ErrorContent, errorContent } from "./outcome";
 import { packageVersion } from "./paths";
-import { repairEngine, resetModelHooks, scopeDepth, TfLike } from "./recover";
+import { repairEngine, restoreModels, scopeDepth, TfLike } from "./recover";
 
 export interface ExecuteRequest {
   code: string;
@@ -41,6 +42,8 @@ export type ExecuteReplyContent =
 export interface Preloaded {
   /** Objects whose hooks are reset after an interrupt (the preloaded model). */
   models: unknown[];
+  /** Tools whose ablations and merges are restored after an interrupt (the preloaded `attention`). */
+  tools: unknown[];
   tf?: TfLike;
   /** A message for the first cell when the prelude could not provide what was asked for. */
   warning?: string;
@@ -51,13 +54,14 @@ const CODEMIRROR_MODE = { mode: "typescript", name: "javascript", typescript: tr
 export class ArrakisHandler extends JupyterHandlerImpl {
   private count = 0;
   private readonly history = new History();
-  private preloaded: Preloaded = { models: [] };
+  private preloaded: Preloaded = { models: [], tools: [] };
   private ready: Promise<void> = Promise.resolve();
   private warned = false;
 
   constructor(
     private readonly exec: Executor,
     private readonly runner: CellRunner,
+    private readonly state: InterruptState,
     private readonly ts: typeof TS,
   ) {
     super(exec, false);
@@ -107,9 +111,24 @@ export class ArrakisHandler extends JupyterHandlerImpl {
     return { status: "ok", history: this.history.query(req) };
   }
 
-  /** The running cell, if any, stops (see execute.ts for soft vs hard). */
+  /** The control worker asked the running cell to stop (see execute.ts for soft vs hard). */
   interrupt(): void {
-    this.runner.interruptRunning();
+    this.runner.interruptRunning(false);
+  }
+
+  private signalsSeen = 0;
+
+  /**
+   * SIGINT that reached the event loop. The control worker's escalation signals are counted in shared
+   * memory and need nothing more here; any other SIGINT (interrupt_mode "signal", Ctrl-C in a terminal)
+   * is an interrupt request of its own.
+   */
+  onSigint(): void {
+    if (this.state.signals > this.signalsSeen) {
+      this.signalsSeen++;
+      return;
+    }
+    this.runner.interruptRunning(true);
   }
 
   async execute(req: ExecuteRequest, io: CellIO): Promise<ExecuteReplyContent> {
@@ -129,11 +148,14 @@ export class ArrakisHandler extends JupyterHandlerImpl {
     const depth = scopeDepth(this.preloaded.tf);
     const out = await this.runner.run(req.code);
     restoreStreams();
-    if (out.interrupted) this.recover(out.hard, depth);
+    let error = out.error;
+    if (out.interrupted) {
+      const note = this.recover(out.hard, depth);
+      if (note && error) error = { ...error, evalue: `${error.evalue}; ${note}`, traceback: [...error.traceback, note] };
+    }
 
     let reply: ExecuteReplyContent;
     let outputText: string | null = null;
-    let error = out.error;
     if (!error && out.hasValue && !silent) {
       try {
         const data = toBundle(out.value);
@@ -180,11 +202,18 @@ export class ArrakisHandler extends JupyterHandlerImpl {
     };
   }
 
-  private recover(hard: boolean, depth: number): void {
-    const current = (this.exec.locals as Record<string, unknown>).model;
-    resetModelHooks([...this.preloaded.models, current]);
-    if (hard) repairEngine(this.preloaded.tf, depth);
-    kernelLog(`interrupt: cell stopped (${hard ? "hard: SIGINT terminated synchronous code" : "soft: between awaits"}); model hooks reset`);
+  /** Restores models and tools after an interrupt; returns a warning for the user when one is due. */
+  private recover(hard: boolean, depth: number): string | undefined {
+    // Also the cell's current `model` / `attention`, in case the user rebound them.
+    const locals = this.exec.locals as Record<string, unknown>;
+    const inKernel = this.state.takeKernelTermination();
+    if (hard) repairEngine(this.preloaded.tf, depth); // before restoring: restore() may run tf ops
+    restoreModels([...this.preloaded.tools, locals.attention], [...this.preloaded.models, locals.model]);
+    kernelLog(`interrupt: cell stopped (${hard ? "hard: SIGINT terminated synchronous code" : "soft"}); ablations restored, hooks reset`);
+    if (hard && inKernel) {
+      return "it was terminated inside a tf.js kernel, so the backend may be corrupted: restart the kernel if tf.js calls misbehave";
+    }
+    return undefined;
   }
 
   /** user_expressions are evaluated as JavaScript against the cell variables (no type-check). */

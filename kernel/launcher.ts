@@ -17,6 +17,7 @@ import { OutcomeRecorder } from "./outcome";
 import { projectRoot, tslabDir, tslabRequire } from "./paths";
 import { PRELOAD_GLOBAL, preparePrelude } from "./prelude";
 import { forwardTypeResolution, wrapCellRequire } from "./resolve";
+import { installOpInterrupts } from "./tf-interrupt";
 import { ArrakisServer } from "./server";
 
 export interface KernelOptions {
@@ -78,14 +79,14 @@ export async function startKernel(opts: KernelOptions): Promise<void> {
   const runtime = new CoroutineRuntime(state);
   runtime.install();
   const runner = new CellRunner(executor, recorder, runtime, state);
-  const handler = new ArrakisHandler(executor, runner, ts);
+  const handler = new ArrakisHandler(executor, runner, state, ts);
 
   const graceMs = Number(process.env.ARRAKIS_INTERRUPT_GRACE_MS) || DEFAULT_GRACE_MS;
   const zeromqPath = require.resolve("zeromq", { paths: [tslabDir()] });
   const server = new ArrakisServer(handler, { connectionFile: opts.connectionFile, zeromqPath, state, interruptGraceMs: graceMs });
 
   // SIGINT outside a watchdog-guarded step lands here (Node's default would exit the process).
-  process.on("SIGINT", () => handler.interrupt());
+  process.on("SIGINT", () => handler.onSigint());
   process.on("SIGTERM", () => void server.shutdown());
   process.on("uncaughtException", (e) => {
     kernelLog("uncaught exception:", e);
@@ -98,7 +99,12 @@ export async function startKernel(opts: KernelOptions): Promise<void> {
 
   await server.start();
   kernelLog(`listening (${Date.now() - t0} ms); running the prelude`);
-  handler.setPrelude(runPrelude(runner, opts.model));
+  handler.setPrelude(
+    runPrelude(runner, opts.model).then((p) => {
+      installOpInterrupts(p.tf, state);
+      return p;
+    }),
+  );
 }
 
 /** Runs the prelude with cell output routed to the kernel log. */

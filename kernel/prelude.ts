@@ -116,5 +116,6 @@ export async function preparePrelude(modelSpec: string | undefined): Promise<Pre
   }
   if (imports.length) lines.splice(2, 0, `import { ${imports.join(", ")} } from "arrakis-ts";`);
   (globalThis as Record<string, unknown>)[PRELOAD_GLOBAL] = objects;
-  return { source: lines.join("\n") + "\n", preloaded: { models: model ? [model] : [], tf, warning }, names };
+  const tools = objects.attention ? [objects.attention] : [];
+  return { source: lines.join("\n") + "\n", preloaded: { models: model ? [model] : [], tools, tf, warning }, names };
 }

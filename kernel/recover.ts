@@ -2,10 +2,12 @@
  * Putting the process back in order after an interrupt.
  *
  * A soft interrupt ran the cell's `finally` blocks, so the tools already restored what they changed; a
- * hard one (SIGINT terminated synchronous code) did not. Either way the kernel removes every hook from the
- * preloaded and the current `model` (the model API promises `resetHooks()`), and after a hard interrupt it
- * also closes the tf.js scopes the terminated code left open: an open `tidy` scope would otherwise adopt
- * every tensor created later and the engine would believe a kernel or gradient tape is still running.
+ * hard one (SIGINT terminated synchronous code) did not. Either way the kernel restores every ablation and
+ * head merge of the preloaded and current `attention` tools (`restoreAll()`, which also swaps merged
+ * weights back) and then removes every hook from the preloaded and current `model` (`resetHooks()`).
+ * After a hard interrupt it also closes the tf.js scopes the terminated code left open: an open `tidy`
+ * scope would otherwise adopt every tensor created later, and the engine would believe a kernel or a
+ * gradient tape is still running.
  */
 import { kernelLog } from "./log";
 
@@ -46,17 +48,24 @@ export function repairEngine(tf: TfLike | undefined, baselineDepth: number): voi
   if (closed) kernelLog(`interrupt: closed ${closed} tf.js scope(s) left open by terminated code`);
 }
 
-export function resetModelHooks(models: unknown[]): void {
+/** Calls `method` once on each distinct object that has it, logging (not throwing) failures. */
+function callEach(objects: unknown[], method: string): void {
   const seen = new Set<unknown>();
-  for (const m of models) {
-    if (!m || seen.has(m)) continue;
-    seen.add(m);
-    const reset = (m as { resetHooks?: unknown }).resetHooks;
-    if (typeof reset !== "function") continue;
+  for (const o of objects) {
+    if (!o || typeof o !== "object" || seen.has(o)) continue;
+    seen.add(o);
+    const fn = (o as Record<string, unknown>)[method];
+    if (typeof fn !== "function") continue;
     try {
-      reset.call(m);
+      fn.call(o);
     } catch (e) {
-      kernelLog("interrupt: resetHooks() failed:", e);
+      kernelLog(`interrupt: ${method}() failed:`, e);
     }
   }
+}
+
+/** Tools first (their restore may remove hooks they own), then every hook left on the models. */
+export function restoreModels(tools: unknown[], models: unknown[]): void {
+  callEach(tools, "restoreAll");
+  callEach(models, "resetHooks");
 }

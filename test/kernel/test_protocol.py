@@ -1,0 +1,51 @@
+"""Jupyter's own conformance suite (jupyter_kernel_test) against the installed arrakis-ts kernel.
+
+Run by test/kernel.test.ts with JUPYTER_PATH pointing at a temporary kernelspec install. Every sample
+below exercises a protocol defect stock tslab had (see tracker issue 4): kernel_info status, errors as
+`error` messages, execute_result instead of stdout, history, is_complete "invalid", execute_input.
+"""
+import unittest
+
+import jupyter_kernel_test as jkt
+
+
+class ArrakisKernelTests(jkt.KernelTests):
+    kernel_name = "arrakis-ts"
+    language_name = "typescript"
+    file_extension = ".ts"
+
+    code_hello_world = 'console.log("hello, world")'
+    code_stderr = 'console.error("to stderr")'
+
+    completion_samples = [
+        {"text": "display.htm", "matches": {"html"}},
+        {"text": "const arrakisLongName = 1; arrakisLong", "matches": {"arrakisLongName"}},
+    ]
+
+    complete_code_samples = ["1", "const x = 1;", "display(1)", "for (const i of [1, 2]) { console.log(i); }"]
+    incomplete_code_samples = ["function f() {", "const a = [1,", "if (true) {\n  console.log(1);"]
+    invalid_code_samples = ["}", "let 1x = 2;", "const = 5;"]
+
+    code_generate_error = 'throw new Error("boom")'
+
+    code_execute_result = [
+        {"code": "6 * 7", "result": "42"},
+        {"code": "[1, 2, 3].map((x) => x * 2)", "result": "[ 2, 4, 6 ]"},
+        {"code": "({ toMimeBundle: () => ({ 'text/plain': 'rich', 'text/html': '<b>rich</b>' }) })", "mime": "text/html", "result": "<b>rich</b>"},
+    ]
+
+    code_display_data = [
+        {"code": "display.html('<b>hi</b>')", "mime": "text/html"},
+        {"code": "display({ toMimeBundle: () => ({ 'image/svg+xml': '<svg/>', 'text/plain': 'svg' }) })", "mime": "image/svg+xml"},
+    ]
+
+    code_history_pattern = "6 ? 7"
+    supported_history_operations = ("tail", "range", "search")
+
+    code_inspect_sample = "display"
+
+    code_clear_output = "display.clear()"
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

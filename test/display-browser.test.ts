@@ -187,6 +187,14 @@ describe("display in browsers", { skip: SKIP }, () => {
     await on.goto(url);
     await expectInteractive(on, outputs.plotly);
     expectTooltip(await hoverFirstHeatmap(on));
+    // Head grid (third Plotly output): hovering layer 1, head 0 gives its value.
+    const grid = on.locator("[data-arrakis-plot]").nth(2).locator(".nsewdrag");
+    await grid.scrollIntoViewIfNeeded();
+    const g = (await grid.boundingBox())!;
+    await on.mouse.move(g.x + g.width / 6, g.y + (g.height * 3) / 4);
+    const gridTip = on.locator(".hoverlayer .hovertext").first();
+    await gridTip.waitFor({ timeout: 5000 });
+    assert.equal(await gridTip.textContent(), "layer 1 · head 0Δ loss: 0.400");
     await on.screenshot({ path: screenshotPath("nbconvert-js-on.png"), fullPage: true });
 
     const off = await newPage({ javaScriptEnabled: false });

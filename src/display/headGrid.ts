@@ -79,7 +79,9 @@ function cellSize(d: GridData): number {
 export function headGridFigure(d: GridData): PlotlyFigure {
   const cell = cellSize(d);
   const showText = d.layers * d.heads <= TEXT_CELLS && cell >= 30;
-  const margin = { l: 70, r: 110, t: 70, b: 60 };
+  // Room above and below for a colour bar taller than a short grid (see colorbar.len).
+  const extra = Math.max(0, 140 - d.layers * cell) / 2;
+  const margin = { l: 70, r: 110, t: 70 + extra, b: 60 + extra };
   const fmt = `.${d.digits}f`;
   return {
     data: [
@@ -91,7 +93,13 @@ export function headGridFigure(d: GridData): PlotlyFigure {
         zmin: d.domain[0],
         zmax: d.domain[1],
         colorscale: plotlyColorscale(colors(d)),
-        colorbar: { title: { text: escapeHtml(d.metric), side: "top" }, thickness: 14 },
+        // In pixels: a 2-layer grid is ~80 px tall and a plot-relative bar would be too short to read.
+        colorbar: {
+          title: { text: escapeHtml(d.metric), side: "top" },
+          thickness: 14,
+          lenmode: "pixels",
+          len: Math.max(140, d.layers * cell),
+        },
         xgap: 1,
         ygap: 1,
         hovertemplate: `layer %{y} · head %{x}<br>${escapeHtml(d.metric)}: %{z:${fmt}}<extra></extra>`,

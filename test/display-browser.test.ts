@@ -196,6 +196,23 @@ describe("display in browsers", { skip: SKIP }, () => {
     await gridTip.waitFor({ timeout: 5000 });
     assert.equal(await gridTip.textContent(), "layer 1 · head 0Δ loss: 0.400");
     await on.screenshot({ path: screenshotPath("nbconvert-js-on.png"), fullPage: true });
+    // Head selector of the three-head heatmap (second Plotly output): "head 2" leaves one heatmap, full size.
+    const multi = on.locator("[data-arrakis-plot]").nth(1);
+    await on.mouse.move(0, 0);
+    await multi.locator(".updatemenu-header").click();
+    await multi.locator(".updatemenu-dropdown-button", { hasText: "head 2" }).click();
+    await on.waitForFunction(() => {
+      const gd = document.querySelectorAll("[data-arrakis-plot]")[1].querySelector(".js-plotly-plot") as any;
+      return gd && gd.data.map((t: any) => t.visible).join() === "false,false,true";
+    }, undefined, { timeout: 5000 });
+    const shown = await multi.evaluate((root) => {
+      const gd = root.querySelector(".js-plotly-plot") as any;
+      return { domain: gd._fullLayout.xaxis3.domain, hidden: gd._fullLayout.xaxis.visible, title: gd._fullLayout.title.text };
+    });
+    assert.deepEqual(shown.domain, [0, 1]);
+    assert.equal(shown.hidden, false);
+    assert.match(shown.title, /head 2/);
+    await multi.screenshot({ path: screenshotPath("nbconvert-head-selector.png") });
 
     const off = await newPage({ javaScriptEnabled: false });
     await off.goto(url);

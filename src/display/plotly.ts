@@ -148,7 +148,7 @@ ${js}
  * plot's container and the "library missing" note are created here, not in the HTML, so an output whose
  * scripts were stripped (untrusted) holds nothing but its picture.
  */
-function drawScript(id: string, figure: PlotlyFigure, width: number, height: number): string {
+function drawScript(id: string, figure: PlotlyFigure, height: number): string {
   return `<script type="text/javascript">
 (function () {
   var figure = ${jsonForScript(figure)};
@@ -164,9 +164,10 @@ function drawScript(id: string, figure: PlotlyFigure, width: number, height: num
       if (note) note.style.display = "none";
       var target = document.createElement("div");
       target.className = "arrakis-interactive";
-      target.style.width = "${width}px";
-      target.style.height = "${height}px";
+      /* No fixed height: the head selector changes the figure's size. Wide figures scroll sideways. */
+      target.style.minHeight = "${height}px";
       target.style.maxWidth = "100%";
+      target.style.overflowX = "auto";
       root.appendChild(target);
       (function (root, target, picture) {
         window.Plotly.newPlot(target, figure.data, figure.layout, { displaylogo: false, responsive: true })
@@ -230,7 +231,6 @@ export function plotlyBundle(parts: PlotlyBundleParts): MimeBundle {
   }
   const id = randomUUID();
   const pngBase64 = picture.png.toString("base64");
-  const width = Number(figure.layout.width) || picture.cssWidth;
   const height = Number(figure.layout.height) || picture.cssHeight;
   const html = [
     takeLibrary(mode) ? libraryScript() : "",
@@ -238,7 +238,7 @@ export function plotlyBundle(parts: PlotlyBundleParts): MimeBundle {
       `<img class="arrakis-static" alt="${asciiHtml(title)}" width="${picture.cssWidth}"` +
       ` height="${picture.cssHeight}" style="max-width:100%;height:auto" src="data:image/png;base64,${pngBase64}">` +
       `</div>`,
-    drawScript(id, figure, width, height),
+    drawScript(id, figure, height),
   ].join("\n");
   return {
     "text/html": html,

@@ -43,13 +43,31 @@ function tryLoadWasm(): boolean {
   }
 }
 
+/**
+ * Runs `start` and removes the `uncaughtException` / `unhandledRejection` listeners it added. Emscripten's
+ * Node glue (both wasm builds) installs listeners that rethrow, which restores Node's default crash but makes
+ * Node print the glue's 300 kB minified source line as the throw site of every later uncaught error.
+ * Without them Node's own default handling (same exit, the user's stack) applies.
+ */
+async function withoutGlueListeners<T>(start: () => Promise<T>): Promise<T> {
+  const events = ["uncaughtException", "unhandledRejection"] as const;
+  const before = events.map((ev) => new Set(process.listeners(ev)));
+  try {
+    return await start();
+  } finally {
+    events.forEach((ev, i) => {
+      for (const l of process.listeners(ev)) if (!before[i].has(l)) process.removeListener(ev, l as (...args: unknown[]) => void);
+    });
+  }
+}
+
 function firstLine(e: unknown): string {
   return String((e as Error)?.message ?? e).split("\n")[0];
 }
 
 async function activate(name: BackendName): Promise<boolean> {
   try {
-    const ok = await tf.setBackend(name);
+    const ok = await withoutGlueListeners(() => tf.setBackend(name));
     if (ok) await tf.ready();
     if (!ok) skipped.push(`${name}: setBackend returned false`);
     return ok;
@@ -70,11 +88,15 @@ async function choose(): Promise<BackendName> {
     if (!loaded || !(await activate(name))) {
       fail(`ARRAKIS_BACKEND=${name} was requested but could not be started: ${skipped.join("; ")}`);
     }
-    if (name === "wasm") await startWasmThreads();
+    if (name === "wasm") {
+      installWasmSliceKernels();
+      await startWasmThreads();
+    }
     return name;
   }
   if (tryLoadNode() && (await activate("tensorflow"))) return "tensorflow";
   if (tryLoadWasm() && (await activate("wasm"))) {
+    installWasmSliceKernels();
     await startWasmThreads();
     return "wasm";
   }
@@ -307,7 +329,7 @@ async function createThreadedWasmModule(wanted: number): Promise<ThreadedModule>
   };
   let module: any;
   try {
-    module = await Promise.race([factory(moduleArg), failed]);
+    module = await withoutGlueListeners(() => Promise.race([factory(moduleArg), failed]));
   } catch (e) {
     terminate();
     throw new Error(`${firstLine(e)}${threadErrors.length ? ` (${threadErrors[0]})` : ""}`);
@@ -331,5 +353,99 @@ async function createThreadedWasmModule(wanted: number): Promise<ThreadedModule>
     },
     terminate,
   };
+}
+/* eslint-enable @typescript-eslint/no-explicit-any */
+
+// ------------------------------------------------------------------ slicing on wasm
+
+let sliceKernelsInstalled = false;
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+/**
+ * Replaces the wasm `Slice`, `Unpack` and `SplitV` kernels with ones that read their input through a view
+ * of the wasm heap. In @tensorflow/tfjs-backend-wasm 4.22.0, `Slice` starts with `backend.readSync(x)`, a
+ * copy of the whole input out of the heap, on every call, and `Unpack` / `SplitV` call it once per output:
+ * unstacking the 12 heads of a [12, 512, 512] pattern copied 150 MB (measured 1.4 s per block; the per-head
+ * attention path unstacks 4 tensors per block). These versions copy only what they return, inside the heap.
+ *
+ * Relies on (tfjs 4.22.0): the kernel registry (`getKernel`/`unregisterKernel`/`registerKernel`, public), the
+ * `BackendWasm` methods `makeOutput(shape, dtype)` and `typedArrayFromHeap(tensorInfo)` (public in its .d.ts),
+ * and on views being taken after `makeOutput` (which may grow, and so detach, the heap). Strings go to the
+ * original kernels. Values are copied unchanged, so results are bit-identical.
+ */
+function installWasmSliceKernels(): void {
+  if (sliceKernelsInstalled) return;
+  const original = { Slice: tf.getKernel("Slice", "wasm"), Unpack: tf.getKernel("Unpack", "wasm"), SplitV: tf.getKernel("SplitV", "wasm") };
+  if (!original.Slice || !original.Unpack || !original.SplitV) return; // a different tfjs: leave it alone
+  sliceKernelsInstalled = true;
+  const replace = (name: keyof typeof original, kernelFunc: (args: any) => any) => {
+    tf.unregisterKernel(name, "wasm");
+    tf.registerKernel({ kernelName: name, backendName: "wasm", kernelFunc });
+  };
+  replace("Slice", (args) => {
+    const { inputs: { x }, attrs: { begin, size }, backend } = args;
+    if (x.dtype === "string") return original.Slice!.kernelFunc(args);
+    const [b, sz] = tf.slice_util.parseSliceParams(x, begin, size);
+    return sliceFromHeap(backend, x, b, sz);
+  });
+  replace("Unpack", (args) => {
+    const { inputs: { value }, attrs, backend } = args;
+    if (value.dtype === "string") return original.Unpack!.kernelFunc(args);
+    const rank = value.shape.length;
+    const axis = attrs.axis < 0 ? attrs.axis + rank : attrs.axis;
+    const outShape = value.shape.filter((_: number, i: number) => i !== axis);
+    const size = [...value.shape];
+    size[axis] = 1;
+    return Array.from({ length: value.shape[axis] }, (_, i) => {
+      const begin = new Array(rank).fill(0);
+      begin[axis] = i;
+      const out = sliceFromHeap(backend, value, begin, size);
+      return { dataId: out.dataId, dtype: out.dtype, shape: outShape };
+    });
+  });
+  replace("SplitV", (args) => {
+    const { inputs: { x }, attrs: { numOrSizeSplits, axis }, backend } = args;
+    if (x.dtype === "string") return original.SplitV!.kernelFunc(args);
+    const ax = tf.util.parseAxisParam(axis, x.shape)[0];
+    const sizes = tf.backend_util.prepareSplitSize(x, numOrSizeSplits, ax);
+    const begin = new Array(x.shape.length).fill(0);
+    return sizes.map((n: number) => {
+      const size = [...x.shape];
+      size[ax] = n;
+      const out = sliceFromHeap(backend, x, [...begin], size);
+      begin[ax] += n;
+      return out;
+    });
+  });
+}
+
+/** out = x[begin : begin + size] for a numeric tensor on the wasm backend, copied heap to heap. */
+function sliceFromHeap(backend: any, x: any, begin: number[], size: number[]): any {
+  const out = backend.makeOutput(size, x.dtype); // may grow the heap: take views only after this
+  const n = tf.util.sizeFromShape(size);
+  if (n === 0) return out;
+  const src = backend.typedArrayFromHeap(x);
+  const dst = backend.typedArrayFromHeap(out);
+  const strides = tf.util.computeStrides(x.shape);
+  if (tf.slice_util.isSliceContinous(x.shape, begin, size)) {
+    const offset = tf.slice_util.computeFlatOffset(begin, strides);
+    dst.set(src.subarray(offset, offset + n));
+    return out;
+  }
+  // Copy row by row: a row is a run along the last axis; an odometer walks the outer indices.
+  const rank = size.length;
+  const run = size[rank - 1];
+  const idx = new Array(rank - 1).fill(0);
+  for (let o = 0; o < n; o += run) {
+    let from = begin[rank - 1];
+    for (let d = 0; d < rank - 1; d++) from += (begin[d] + idx[d]) * strides[d];
+    if (run >= 32) dst.set(src.subarray(from, from + run), o);
+    else for (let j = 0; j < run; j++) dst[o + j] = src[from + j];
+    for (let d = rank - 2; d >= 0; d--) {
+      if (++idx[d] < size[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return out;
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */

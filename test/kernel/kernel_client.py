@@ -1,15 +1,18 @@
 """Small helpers over jupyter_client for the arrakis-ts kernel tests (bounded timeouts everywhere)."""
+import os
 import threading
 import time
 
 from jupyter_client.manager import KernelManager
 
 KERNEL = "arrakis-ts"
+# The driver (test/kernel.test.ts) points this at a temporary folder outside the project.
+KERNEL_CWD = os.environ.get("ARRAKIS_KERNEL_CWD") or None
 STARTUP_TIMEOUT = 120
 CELL_TIMEOUT = 60
 
 
-def start(cwd=None):
+def start(cwd=KERNEL_CWD):
     km = KernelManager(kernel_name=KERNEL)
     km.start_kernel(cwd=cwd)
     kc = km.client()

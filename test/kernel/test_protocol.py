@@ -7,12 +7,18 @@ below exercises a protocol defect stock tslab had (see tracker issue 4): kernel_
 import unittest
 
 import jupyter_kernel_test as jkt
+from kernel_client import KERNEL, start
 
 
 class ArrakisKernelTests(jkt.KernelTests):
-    kernel_name = "arrakis-ts"
+    kernel_name = KERNEL
     language_name = "typescript"
     file_extension = ".ts"
+
+    @classmethod
+    def setUpClass(cls):
+        # As jkt.KernelTests does, but started in the driver's folder outside the project.
+        cls.km, cls.kc = start()
 
     code_hello_world = 'console.log("hello, world")'
     code_stderr = 'console.error("to stderr")'

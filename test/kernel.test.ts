@@ -1,0 +1,306 @@
+/**
+ * The Arrakis kernel, tested by real Jupyter clients against a kernelspec installed into a temporary
+ * prefix (tracker issue 4):
+ *  - Jupyter's conformance suite (Debian's python3-jupyter-kernel-test), test/kernel/test_protocol.py;
+ *  - interrupts, restart and bad cells through jupyter_client, test/kernel/test_lifecycle.py;
+ *  - a notebook executed by nbconvert/nbclient from a folder outside the project;
+ * plus unit tests of the pure pieces (await rewrite, history, wire format, kernelspec).
+ * Python is /usr/bin/python3: the first python3 on PATH may not have Jupyter.
+ * The kernel runs from dist/ (`npm run build` first; `npm test` does).
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { repoRoot } from "./helpers";
+
+const PYTHON = "/usr/bin/python3";
+const CLI = path.join(repoRoot, "dist", "kernel", "cli.js");
+const PY_TESTS = path.join(repoRoot, "test", "kernel");
+
+let tmp: string;
+let prefix: string;
+let outside: string;
+
+function jupyterEnv(): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    JUPYTER_PATH: path.join(prefix, "share", "jupyter"),
+    // Keep the user's Jupyter config, data and runtime folders out of the tests.
+    JUPYTER_CONFIG_DIR: path.join(tmp, "config"),
+    JUPYTER_DATA_DIR: path.join(tmp, "data"),
+    JUPYTER_RUNTIME_DIR: path.join(tmp, "runtime"),
+    JUPYTER_PLATFORM_DIRS: "1",
+    ARRAKIS_KERNEL_CWD: outside,
+    PYTHONDONTWRITEBYTECODE: "1",
+    PYTHONUNBUFFERED: "1",
+  };
+}
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command with a hard timeout (the whole process group is killed when it expires). */
+function run(cmd: string, args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs: number }): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, detached: true });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {
+        // already gone
+      }
+      reject(new Error(`${cmd} ${args.join(" ")} timed out after ${opts.timeoutMs} ms\n${stderr.slice(-4000)}`));
+    }, opts.timeoutMs);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+type Outcomes = Record<string, { outcome: string; detail: string }>;
+
+async function pythonSuite(module: string, timeoutMs: number): Promise<Outcomes> {
+  const r = await run(PYTHON, [path.join(PY_TESTS, "run_suite.py"), module], { cwd: PY_TESTS, env: jupyterEnv(), timeoutMs });
+  const last = r.stdout.trim().split("\n").pop() ?? "";
+  let outcomes: Outcomes;
+  try {
+    outcomes = JSON.parse(last);
+  } catch {
+    throw new Error(`${module} produced no results (exit ${r.code})\n${r.stderr.slice(-6000)}`);
+  }
+  const bad = Object.entries(outcomes).filter(([, o]) => o.outcome === "fail" || o.outcome === "error");
+  assert.deepEqual(bad, [], `${module} failures:\n${bad.map(([n, o]) => `${n}: ${o.detail}`).join("\n")}`);
+  assert.equal(r.code, 0, `${module} exited with ${r.code}\n${r.stderr.slice(-4000)}`);
+  return outcomes;
+}
+
+function assertPassed(outcomes: Outcomes, names: string[]): void {
+  for (const name of names) assert.equal(outcomes[name]?.outcome, "ok", `${name}: ${JSON.stringify(outcomes[name])}`);
+}
+
+before(async () => {
+  // A stale build would test old code without saying so.
+  assert.ok(fs.existsSync(CLI), `${CLI} is missing: run \`npm run build\` first`);
+  const newest = Math.max(...fs.readdirSync(path.join(repoRoot, "kernel")).map((f) => fs.statSync(path.join(repoRoot, "kernel", f)).mtimeMs));
+  assert.ok(fs.statSync(CLI).mtimeMs >= newest - 1000 || process.env.ARRAKIS_ALLOW_STALE_BUILD, "dist/kernel is older than kernel/: run `npm run build`");
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "arrakis-kernel-"));
+  prefix = path.join(tmp, "prefix");
+  outside = path.join(tmp, "notebooks");
+  fs.mkdirSync(outside);
+  const r = await run(process.execPath, [CLI, "install", "--prefix", prefix], { cwd: tmp, timeoutMs: 30_000 });
+  assert.equal(r.code, 0, r.stderr);
+});
+
+after(() => {
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe("kernelspec", () => {
+  test("install writes an absolute-path kernel.json that Jupyter lists", async () => {
+    const dir = path.join(prefix, "share", "jupyter", "kernels", "arrakis-ts");
+    const spec = JSON.parse(fs.readFileSync(path.join(dir, "kernel.json"), "utf8"));
+    assert.equal(spec.display_name, "Arrakis (TypeScript)");
+    assert.equal(spec.language, "typescript");
+    assert.equal(spec.interrupt_mode, "message");
+    assert.equal(spec.argv[0], process.execPath);
+    assert.ok(path.isAbsolute(spec.argv[1]) && fs.existsSync(spec.argv[1]), spec.argv[1]);
+    assert.deepEqual(spec.argv.slice(2), ["kernel", "--connection-file", "{connection_file}"]);
+    const list = await run(PYTHON, ["-m", "jupyter_client.kernelspecapp", "list", "--json"], { cwd: tmp, env: jupyterEnv(), timeoutMs: 30_000 });
+    const specs = JSON.parse(list.stdout).kernelspecs;
+    assert.equal(specs["arrakis-ts"]?.resource_dir, dir);
+  });
+
+  test("--model goes into argv (folders made absolute); uninstall removes the spec", async () => {
+    const other = path.join(tmp, "other");
+    fs.mkdirSync(path.join(tmp, "some-model"));
+    let r = await run(process.execPath, [CLI, "install", "--prefix", other, "--model", "some-model"], { cwd: tmp, timeoutMs: 30_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const file = path.join(other, "share", "jupyter", "kernels", "arrakis-ts", "kernel.json");
+    assert.deepEqual(JSON.parse(fs.readFileSync(file, "utf8")).argv.slice(-2), ["--model", path.join(tmp, "some-model")]);
+    r = await run(process.execPath, [CLI, "install", "--prefix", other, "--model", "gpt2"], { cwd: tmp, timeoutMs: 30_000 });
+    assert.deepEqual(JSON.parse(fs.readFileSync(file, "utf8")).argv.slice(-2), ["--model", "gpt2"]);
+    r = await run(process.execPath, [CLI, "uninstall", "--prefix", other], { cwd: tmp, timeoutMs: 30_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(!fs.existsSync(path.dirname(file)));
+    r = await run(process.execPath, [CLI, "install", "--user", "--prefix", other], { cwd: tmp, timeoutMs: 30_000 });
+    assert.notEqual(r.code, 0, "conflicting locations must be refused");
+  });
+});
+
+describe("kernel through Jupyter clients", () => {
+  test("jupyter_kernel_test conformance suite", { timeout: 150_000 }, async () => {
+    const outcomes = await pythonSuite("test_protocol", 140_000);
+    assertPassed(outcomes, [
+      "test_kernel_info",
+      "test_execute_stdout",
+      "test_execute_stderr",
+      "test_error",
+      "test_execute_result",
+      "test_display_data",
+      "test_completion",
+      "test_inspect",
+      "test_is_complete",
+      "test_history",
+      "test_clear_output",
+    ]);
+  });
+
+  test("interrupt, restart and bad cells through jupyter_client", { timeout: 200_000 }, async () => {
+    const outcomes = await pythonSuite("test_lifecycle", 190_000);
+    assertPassed(outcomes, [
+      "test_interrupt_async_loop_runs_finally",
+      "test_interrupt_synchronous_tfjs_loop_runs_finally",
+      "test_interrupt_pure_javascript_loop",
+      "test_interrupt_never_resolving_await",
+      "test_interrupt_resets_hooks_left_by_terminated_code",
+      "test_interrupt_head_sweep_leaves_no_ablation",
+      "test_bad_cells_leave_kernel_working",
+      "test_error_aborts_only_requests_sent_before_it",
+      "test_z_restart",
+    ]);
+  });
+
+  test("nbconvert executes a notebook from a folder outside the project", { timeout: 150_000 }, async () => {
+    const dir = fs.mkdtempSync(path.join(outside, "nb-"));
+    fs.writeFileSync(path.join(dir, "data.txt"), "next to the notebook");
+    const cells = [
+      `console.log(model.cfg.nLayers, "layers");\nattention.attentionPatterns([1, 2, 3, 4, 5, 6], 0, 0)`,
+      `display({ toMimeBundle: () => ({ "text/plain": "a bar", "image/svg+xml": "<svg xmlns='http://www.w3.org/2000/svg'/>" }) })`,
+      `import * as fs from "fs";\nfs.writeFileSync("written-by-cell.txt", "hi");\nfs.readFileSync("data.txt", "utf8")`,
+      `import { HookedAutoModel } from "arrakis-ts";\nmodel instanceof HookedAutoModel`,
+      `throw new RangeError("bad head")`,
+      `const wrong: number = "text";`,
+      `6 * 7`,
+    ];
+    const nb = {
+      nbformat: 4,
+      nbformat_minor: 5,
+      metadata: { kernelspec: { name: "arrakis-ts", display_name: "Arrakis (TypeScript)", language: "typescript" } },
+      cells: cells.map((source, i) => ({ cell_type: "code", id: `c${i}`, metadata: {}, execution_count: null, outputs: [], source })),
+    };
+    fs.writeFileSync(path.join(dir, "in.ipynb"), JSON.stringify(nb));
+    const r = await run(
+      PYTHON,
+      ["-m", "nbconvert", "--to", "notebook", "--execute", "--allow-errors", "--ExecutePreprocessor.timeout=120", "--output", "out.ipynb", "in.ipynb"],
+      { cwd: dir, env: jupyterEnv(), timeoutMs: 140_000 },
+    );
+    assert.equal(r.code, 0, r.stderr.slice(-4000));
+    const out = JSON.parse(fs.readFileSync(path.join(dir, "out.ipynb"), "utf8"));
+    type Output = { output_type: string; name?: string; text?: string | string[]; data?: Record<string, unknown>; ename?: string; evalue?: string; traceback?: string[] };
+    const outputs: Output[][] = out.cells.map((c: { outputs: Output[] }) => c.outputs);
+    const text = (x: string | string[] | unknown) => (Array.isArray(x) ? x.join("") : String(x));
+
+    assert.deepEqual(out.cells.map((c: { execution_count: number }) => c.execution_count), [1, 2, 3, 4, 5, 6, 7]);
+    // Cell 1: the preloaded model and attention tools, and a rich bundle with several MIME types.
+    // Only the cell's own line: the prelude's log stays in the kernel log.
+    const streams = outputs[0].filter((o) => o.output_type === "stream").map((o) => text(o.text)).join("");
+    assert.match(streams, /^\d+ layers\n$/);
+    const rich = outputs[0].find((o) => o.output_type === "execute_result");
+    assert.ok(rich?.data, JSON.stringify(outputs[0]).slice(0, 500));
+    assert.ok("text/plain" in rich.data);
+    assert.ok(Object.keys(rich.data).length >= 3, `expected a rich bundle, got ${Object.keys(rich.data)}`);
+    // display(): one display_data with the whole bundle.
+    assert.deepEqual(outputs[1].map((o) => [o.output_type, Object.keys(o.data ?? {}).sort()]), [["display_data", ["image/svg+xml", "text/plain"]]]);
+    // Relative paths are relative to the notebook's folder; `arrakis-ts` resolves from anywhere.
+    assert.equal(text(outputs[2][0].data?.["text/plain"]), "next to the notebook");
+    assert.ok(fs.existsSync(path.join(dir, "written-by-cell.txt")));
+    assert.equal(text(outputs[3][0].data?.["text/plain"]), "true");
+    // Errors are proper error outputs, and execution continues after them.
+    assert.deepEqual(outputs[4].map((o) => [o.output_type, o.ename, o.evalue]), [["error", "RangeError", "bad head"]]);
+    assert.ok(Array.isArray(outputs[4][0].traceback) && outputs[4][0].traceback.length >= 1);
+    assert.deepEqual(outputs[5].map((o) => [o.output_type, o.ename]), [["error", "TSError"]]);
+    assert.equal(text(outputs[6][0].data?.["text/plain"]), "42");
+  });
+});
+
+describe("kernel units", () => {
+  // Loaded lazily so the Jupyter tests above do not depend on these imports.
+  const ts = () => require(require.resolve("@tslab/typescript-for-tslab", { paths: [path.join(repoRoot, "node_modules", "tslab")] }));
+
+  test("rewritten async code keeps its meaning", async () => {
+    const { rewriteAwaits, CoroutineRuntime } = await import("../kernel/coroutine");
+    const { InterruptState } = await import("../kernel/interrupt-state");
+    new CoroutineRuntime(new InterruptState()).install();
+    const js = [
+      "async function f(x) { await null; return x * 2 + arguments.length; }",
+      "const h = async (y) => (await f(y)) + 1;",
+      "class C extends Object { async m() { return super.toString === Object.prototype.toString; } async n() { return await this.k(); } k() { return 5; } }",
+      "const g = async () => { let s = 0; for await (const z of [1, 2]) s += z; return s; };",
+      "exports.out = [await h(2), await new C().m(), await new C().n(), await g()];",
+    ].join("\n");
+    const out = rewriteAwaits(ts(), js, true);
+    assert.match(out, /__arrakis__\.co\(this, arguments, function\* \(\)/);
+    assert.match(out, /async m\(\)/, "a method using super stays native");
+    assert.match(out, /for await/, "for await stays in a native async function");
+    const exportsObj: Record<string, unknown> = {};
+    await new Function("exports", "require", out)(exportsObj, require);
+    assert.deepEqual(exportsObj.out, [6, true, 5, 3]);
+    assert.equal(rewriteAwaits(ts(), "exports.x = 1;", false), "exports.x = 1;", "code without await is untouched");
+  });
+
+  test("an interrupt is thrown into a suspended coroutine, whose finally runs", async () => {
+    const { rewriteAwaits, CoroutineRuntime, InterruptError } = await import("../kernel/coroutine");
+    const { InterruptState } = await import("../kernel/interrupt-state");
+    const state = new InterruptState();
+    const rt = new CoroutineRuntime(state);
+    rt.install();
+    rt.currentExec = state.running = 7;
+    const log: string[] = [];
+    const js = "try { await new Promise(() => {}); } finally { log.push('finally'); }";
+    const p = new Function("exports", "require", "log", rewriteAwaits(ts(), js, true))({}, require, log) as Promise<unknown>;
+    state.requestInterrupt();
+    assert.equal(rt.interruptSuspended(7), 1);
+    await assert.rejects(p, InterruptError);
+    assert.deepEqual(log, ["finally"]);
+    assert.equal(rt.interruptSuspended(7), 0, "a request is delivered once");
+  });
+
+  test("tf.js ops are interrupt points", async () => {
+    const { installOpInterrupts } = await import("../kernel/tf-interrupt");
+    const { InterruptState } = await import("../kernel/interrupt-state");
+    const { InterruptError } = await import("../kernel/coroutine");
+    const state = new InterruptState();
+    const engine = { runKernel: (name: string) => `ran ${name}` };
+    installOpInterrupts({ engine: () => engine }, state);
+    state.running = 3;
+    assert.equal(engine.runKernel("MatMul"), "ran MatMul");
+    state.requestInterrupt();
+    assert.throws(() => engine.runKernel("MatMul"), InterruptError);
+    assert.equal(engine.runKernel("Add"), "ran Add", "cleanup code may use tf.js after the one delivery");
+    assert.equal(state.inKernel, false);
+  });
+
+  test("history: tail, range and glob search", async () => {
+    const { History } = await import("../kernel/history");
+    const h = new History();
+    ["a = 1", "6 * 7", "b = 2", "6 * 7"].forEach((code, i) => h.record(i + 1, code, i === 1 ? "42" : null));
+    assert.deepEqual(h.query({ hist_access_type: "tail", n: 2 }), [[1, 3, "b = 2"], [1, 4, "6 * 7"]]);
+    assert.deepEqual(h.query({ hist_access_type: "range", session: 0, start: 2, stop: 3, output: true }), [[1, 2, ["6 * 7", "42"]]]);
+    assert.equal(h.query({ hist_access_type: "search", pattern: "6 ? 7" }).length, 2);
+    assert.deepEqual(h.query({ hist_access_type: "search", pattern: "6*", unique: true }), [[1, 4, "6 * 7"]]);
+    assert.deepEqual(h.query({ hist_access_type: "search", pattern: "[ab] = *", n: 1 }), [[1, 3, "b = 2"]]);
+  });
+
+  test("wire format: signed round trip, tampering rejected", async () => {
+    const { WireCodec } = await import("../kernel/wire");
+    const codec = new WireCodec("secret");
+    const msg = codec.make("execute_request", { code: "1" }, undefined, [Buffer.from("id")]);
+    const frames = codec.encode(msg);
+    const back = codec.decode(frames);
+    assert.deepEqual([back.header, back.content, back.identities.map(String)], [msg.header, { code: "1" }, ["id"]]);
+    frames[frames.length - 1] = Buffer.from(JSON.stringify({ code: "2" }));
+    assert.throws(() => codec.decode(frames), /signature/);
+  });
+});

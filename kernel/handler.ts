@@ -19,6 +19,7 @@ import { kernelLog } from "./log";
 import { MimeBundle, toBundle } from "./mime";
 import { ErrorContent, errorContent } from "./outcome";
 import { packageVersion } from "./paths";
+import { ensureProcessHandlers } from "./process-handlers";
 import { repairEngine, restoreModels, scopeDepth, TfLike } from "./recover";
 
 export interface ExecuteRequest {
@@ -42,7 +43,7 @@ export type ExecuteReplyContent =
 export interface Preloaded {
   /** Objects whose hooks are reset after an interrupt (the preloaded model). */
   models: unknown[];
-  /** Tools whose ablations and merges are restored after an interrupt (the preloaded `attention`). */
+  /** Tools whose ablations and merges are restored after an interrupt (`attention`, `exp` and its tools). */
   tools: unknown[];
   tf?: TfLike;
   /** A message for the first cell when the prelude could not provide what was asked for. */
@@ -148,6 +149,7 @@ export class ArrakisHandler extends JupyterHandlerImpl {
     const depth = scopeDepth(this.preloaded.tf);
     const out = await this.runner.run(req.code);
     restoreStreams();
+    ensureProcessHandlers();
     let error = out.error;
     if (out.interrupted) {
       const note = this.recover(out.hard, depth);
@@ -208,7 +210,7 @@ export class ArrakisHandler extends JupyterHandlerImpl {
     const locals = this.exec.locals as Record<string, unknown>;
     const inKernel = this.state.takeKernelTermination();
     if (hard) repairEngine(this.preloaded.tf, depth); // before restoring: restore() may run tf ops
-    restoreModels([...this.preloaded.tools, locals.attention], [...this.preloaded.models, locals.model]);
+    restoreModels([...this.preloaded.tools, locals.attention, locals.exp], [...this.preloaded.models, locals.model]);
     kernelLog(`interrupt: cell stopped (${hard ? "hard: SIGINT terminated synchronous code" : "soft"}); ablations restored, hooks reset`);
     if (hard && inKernel) {
       return "it was terminated inside a tf.js kernel, so the backend may be corrupted: restart the kernel if tf.js calls misbehave";

@@ -14,6 +14,7 @@ import { ArrakisHandler } from "./handler";
 import { InterruptState } from "./interrupt-state";
 import { kernelLog, writeKernelStderr } from "./log";
 import { OutcomeRecorder } from "./outcome";
+import { ensureProcessHandlers, installProcessHandlers } from "./process-handlers";
 import { projectRoot, tslabDir, tslabRequire } from "./paths";
 import { PRELOAD_GLOBAL, preparePrelude } from "./prelude";
 import { forwardTypeResolution, wrapCellRequire } from "./resolve";
@@ -86,21 +87,13 @@ export async function startKernel(opts: KernelOptions): Promise<void> {
   const server = new ArrakisServer(handler, { connectionFile: opts.connectionFile, zeromqPath, state, interruptGraceMs: graceMs });
 
   // SIGINT outside a watchdog-guarded step lands here (Node's default would exit the process).
-  process.on("SIGINT", () => handler.onSigint());
-  process.on("SIGTERM", () => void server.shutdown());
-  process.on("uncaughtException", (e) => {
-    kernelLog("uncaught exception:", e);
-    console.error("Uncaught exception (from a callback or timer):", e);
-  });
-  process.on("unhandledRejection", (reason) => {
-    kernelLog("unhandled rejection:", reason);
-    console.error("Unhandled promise rejection:", reason);
-  });
+  installProcessHandlers({ sigint: () => handler.onSigint(), sigterm: () => void server.shutdown() });
 
   await server.start();
   kernelLog(`listening (${Date.now() - t0} ms); running the prelude`);
   handler.setPrelude(
     runPrelude(runner, opts.model).then((p) => {
+      ensureProcessHandlers();
       installOpInterrupts(p.tf, state);
       return p;
     }),

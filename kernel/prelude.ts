@@ -116,6 +116,6 @@ export async function preparePrelude(modelSpec: string | undefined): Promise<Pre
   }
   if (imports.length) lines.splice(2, 0, `import { ${imports.join(", ")} } from "arrakis-ts";`);
   (globalThis as Record<string, unknown>)[PRELOAD_GLOBAL] = objects;
-  const tools = objects.attention ? [objects.attention] : [];
+  const tools = [objects.attention, objects.exp].filter(Boolean);
   return { source: lines.join("\n") + "\n", preloaded: { models: model ? [model] : [], tools, tf, warning }, names };
 }

@@ -3,8 +3,9 @@
  *
  * A soft interrupt ran the cell's `finally` blocks, so the tools already restored what they changed; a
  * hard one (SIGINT terminated synchronous code) did not. Either way the kernel restores every ablation and
- * head merge of the preloaded and current `attention` tools (`restoreAll()`, which also swaps merged
- * weights back) and then removes every hook from the preloaded and current `model` (`resetHooks()`).
+ * head merge of the preloaded and current `attention` tools and of the tools `exp` holds (`restoreAll()`,
+ * which also swaps merged weights back), then removes every hook from the preloaded and current `model`
+ * (`resetHooks()`).
  * After a hard interrupt it also closes the tf.js scopes the terminated code left open: an open `tidy`
  * scope would otherwise adopt every tensor created later, and the engine would believe a kernel or a
  * gradient tape is still running.
@@ -64,8 +65,19 @@ function callEach(objects: unknown[], method: string): void {
   }
 }
 
+/** The objects themselves plus the tools a bench holds (`exp.tools.attention` is its own instance). */
+function withBenchTools(objects: unknown[]): unknown[] {
+  const out: unknown[] = [];
+  for (const o of objects) {
+    out.push(o);
+    const tools = (o as { tools?: unknown } | null)?.tools;
+    if (tools && typeof tools === "object") out.push(...Object.values(tools));
+  }
+  return out;
+}
+
 /** Tools first (their restore may remove hooks they own), then every hook left on the models. */
 export function restoreModels(tools: unknown[], models: unknown[]): void {
-  callEach(tools, "restoreAll");
+  callEach(withBenchTools(tools), "restoreAll");
   callEach(models, "resetHooks");
 }

@@ -112,6 +112,14 @@ class Lifecycle(unittest.TestCase):
             reply, _ = run(self.kc, "attention.attentionPatterns(probeIds, 0, 99)")
             self.assertEqual(reply["status"], "error")
             self.assertIn("99", reply["evalue"])
+        # Errors thrown later from callbacks are reported, not fatal (tfjs-backend-wasm's glue removes
+        # process listeners; the kernel re-installs its own).
+        reply, outputs = run(self.kc, 'setTimeout(() => { throw new Error("from a timer"); }, 0);'
+                             ' Promise.reject(new Error("never handled")); await new Promise((r) => setTimeout(r, 100));')
+        self.assertEqual(reply["status"], "ok")
+        stderr = "".join(m["content"]["text"] for m in outputs if m["msg_type"] == "stream" and m["content"]["name"] == "stderr")
+        self.assertIn("from a timer", stderr)
+        self.assertIn("never handled", stderr)
         before = run(self.kc, "1")[0]["execution_count"]
         reply, outputs = run(self.kc, "6 * 7")
         self.assertEqual(reply["execution_count"], before + 1)

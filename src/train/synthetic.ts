@@ -1,0 +1,173 @@
+/**
+ * Seeded synthetic data for the embedded default model: sequences of readable English words in which a
+ * random segment occurs twice. Nothing in a sequence is predictable except the continuation of a segment
+ * seen before, so the only way to lower the loss is to copy from context — an induction circuit
+ * (a previous-token head in layer 0 feeding an induction head in layer 1; Olsson et al. 2022,
+ * "In-context Learning and Induction Heads").
+ *
+ * Every training sequence is exactly `length` tokens and starts with `<bos>`:
+ *
+ *     <bos> f… A A A…           A = n distinct random words, n log-uniform in [minSegment, maxSegment]
+ *                               f = random filler words (drawn with replacement), possibly none
+ *                               A repeats to the end of the sequence (at least two whole copies)
+ *
+ * Held-out sequences (`repeatedSequences`) are the plain form `<bos> A A`: the first half is random, the
+ * second half repeats it.
+ */
+import { fail, show } from "../errors";
+
+/** Special tokens, in id order. `<bos>` starts every sequence; `<unk>` is what unknown words map to. */
+export const SPECIAL_TOKENS = ["<bos>", "<unk>"] as const;
+export const BOS_ID = 0;
+export const UNK_ID = 1;
+
+/**
+ * Common English words (lowercase, unique). Includes the words of the examples in the design notes
+ * ("the cat sat on the mat") so they tokenize without `<unk>`.
+ */
+export const WORDS: readonly string[] = `
+the a an and or but if of to in on at by for with from up down out over under about into after before
+cat dog bird fish horse cow pig sheep mouse rabbit lion tiger bear wolf fox duck frog snake bee ant
+mat hat bed box cup pot pan car bus train boat ship plane bike road street house home room door window wall
+floor roof garden tree flower grass leaf rock stone hill river lake sea sun moon star sky rain snow wind
+fire water air earth city town village farm park school shop market church bridge tower castle king queen
+man woman boy girl child baby friend mother father sister brother family teacher doctor farmer baker
+book letter paper pen pencil table chair desk lamp clock phone radio song music story game ball doll
+bread milk cheese apple egg cake soup rice meat tea coffee sugar salt honey butter corn bean pie
+red blue green yellow black white brown pink gray orange purple gold silver
+big small tall short long old new young hot cold warm cool fast slow happy sad good bad soft hard dark light
+loud quiet rich poor clean dirty full empty early late high low deep wide
+sat ran ate saw had made went came took gave found told sang read wrote drew walked jumped played
+sleeps runs eats sees makes goes comes takes gives finds tells sings reads writes walks jumps plays
+is was are were be has have do did can will may must should would could
+one two three four five six seven eight nine ten many few some all every each other
+day night morning evening week year time hour minute spring summer autumn winter
+north south east west left right near far here there now then today always never often
+hand foot head eye ear nose mouth face hair arm leg heart
+`.split(/\s+/).filter((w) => w.length > 0);
+
+/** The full vocabulary: special tokens first, then the words. Index = token id. */
+export const VOCAB: readonly string[] = [...SPECIAL_TOKENS, ...WORDS];
+/** Ids that training sequences are made of (every word, no special token). */
+export const FIRST_WORD_ID = SPECIAL_TOKENS.length;
+
+{
+  const seen = new Set<string>();
+  for (const w of VOCAB) {
+    if (seen.has(w)) fail(`synthetic vocabulary lists ${show(w)} twice`);
+    if (/\s/.test(w) || w !== w.toLowerCase()) fail(`synthetic vocabulary word ${show(w)} must be lowercase without spaces`);
+    seen.add(w);
+  }
+}
+
+/**
+ * A small seeded PRNG (mulberry32: 32-bit state, full period, good enough for sampling data and initial
+ * weights). Deterministic across platforms because it uses only 32-bit integer ops.
+ */
+export class Rng {
+  private state: number;
+  constructor(seed: number) {
+    if (!Number.isInteger(seed)) fail(`seed must be an integer, got ${show(seed)}`);
+    this.state = seed >>> 0;
+  }
+  /** Uniform in [0, 1). */
+  next(): number {
+    let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  /** Uniform integer in [lo, hi] (inclusive). */
+  int(lo: number, hi: number): number {
+    return lo + Math.floor(this.next() * (hi - lo + 1));
+  }
+  /** Standard normal (Box–Muller). */
+  normal(): number {
+    const u = 1 - this.next(); // (0, 1]
+    const v = this.next();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+  }
+  /** `k` distinct integers drawn uniformly from [lo, hi]. */
+  distinct(k: number, lo: number, hi: number): number[] {
+    if (k > hi - lo + 1) fail(`cannot draw ${k} distinct values from [${lo}, ${hi}]`);
+    const picked = new Set<number>();
+    const out: number[] = [];
+    while (out.length < k) {
+      const x = this.int(lo, hi);
+      if (!picked.has(x)) {
+        picked.add(x);
+        out.push(x);
+      }
+    }
+    return out;
+  }
+}
+
+export interface SyntheticOptions {
+  /** Tokens per sequence, `<bos>` included (the model's context). */
+  length: number;
+  /** Shortest and longest repeated segment. */
+  minSegment: number;
+  maxSegment: number;
+  /** Vocabulary size to draw words from (ids FIRST_WORD_ID..vocabSize-1). Defaults to the full vocabulary. */
+  vocabSize?: number;
+}
+
+function checkOptions(o: SyntheticOptions): number {
+  const vocabSize = o.vocabSize ?? VOCAB.length;
+  if (!Number.isInteger(o.length) || o.length < 4) fail(`sequence length must be an integer >= 4, got ${show(o.length)}`);
+  if (!Number.isInteger(o.minSegment) || o.minSegment < 1) fail(`minSegment must be an integer >= 1, got ${show(o.minSegment)}`);
+  if (!Number.isInteger(o.maxSegment) || o.maxSegment < o.minSegment || 1 + 2 * o.maxSegment > o.length) {
+    fail(`maxSegment must be an integer in [minSegment=${o.minSegment}, ${Math.floor((o.length - 1) / 2)}] for length ${o.length}, got ${show(o.maxSegment)}`);
+  }
+  if (o.maxSegment > vocabSize - FIRST_WORD_ID) fail(`maxSegment ${o.maxSegment} exceeds the ${vocabSize - FIRST_WORD_ID} words available`);
+  return vocabSize;
+}
+
+/** One training sequence `<bos> f… A A A…` (see the file comment), exactly `o.length` ids. */
+export function trainingSequence(rng: Rng, o: SyntheticOptions): number[] {
+  const vocabSize = checkOptions(o);
+  // Log-uniform segment length: short periods are common. A period-2 run (x y x y …) is the one pattern a
+  // single previous-token head predicts on its own (the next token is the one before the current), which
+  // gives layer 0 a direct reason to grow that head; longer segments then need it for induction.
+  const n = Math.min(o.maxSegment, Math.floor(Math.exp(Math.log(o.minSegment) + rng.next() * (Math.log(o.maxSegment + 1) - Math.log(o.minSegment)))));
+  const segment = rng.distinct(n, FIRST_WORD_ID, vocabSize - 1);
+  // Random filler first, then the segment repeated to the end: at least two whole copies.
+  const lead = rng.int(0, o.length - 1 - 2 * n);
+  const out = [BOS_ID];
+  for (let i = 0; i < lead; i++) out.push(rng.int(FIRST_WORD_ID, vocabSize - 1));
+  for (let i = 0; out.length < o.length; i++) out.push(segment[i % n]);
+  return out;
+}
+
+/** `count` training sequences as one flat row-major Int32Array [count, o.length]. */
+export function trainingBatch(rng: Rng, count: number, o: SyntheticOptions): Int32Array {
+  const out = new Int32Array(count * o.length);
+  for (let i = 0; i < count; i++) out.set(trainingSequence(rng, o), i * o.length);
+  return out;
+}
+
+/**
+ * Held-out repeated sequences for tests and circuit checks: `<bos> w1 … wn w1 … wn` with the n words
+ * distinct and uniform over the vocabulary's words, seeded. Positions 1..n are the first half, n+1..2n the
+ * repeated half. Use a seed different from the training seed to keep them held out.
+ */
+export function repeatedSequences(count: number, half: number, seed: number, vocabSize = VOCAB.length): number[][] {
+  if (!Number.isInteger(count) || count < 1) fail(`count must be a positive integer, got ${show(count)}`);
+  if (!Number.isInteger(half) || half < 1 || half > vocabSize - FIRST_WORD_ID) {
+    fail(`half must be an integer in [1, ${vocabSize - FIRST_WORD_ID}], got ${show(half)}`);
+  }
+  // Offset the stream so that held-out seed s never replays training seed s.
+  const rng = new Rng((seed ^ 0x5eed1e55) >>> 0);
+  const out: number[][] = [];
+  for (let i = 0; i < count; i++) {
+    const segment = rng.distinct(half, FIRST_WORD_ID, vocabSize - 1);
+    out.push([BOS_ID, ...segment, ...segment]);
+  }
+  return out;
+}
+
+/** Ids to words (space-separated), for printing samples. */
+export function detokenize(ids: ArrayLike<number>): string {
+  return Array.from(ids, (i) => VOCAB[i] ?? `<${i}?>`).join(" ");
+}

@@ -65,6 +65,11 @@ function send(data: MimeBundle, metadata: Record<string, unknown> = {}, id?: str
 const single = (mime: string, label: string) => (s: string | Uint8Array) =>
   send(completeBundle({ [mime]: s }, () => `<${label}>`));
 
+/**
+ * Shows values in the cell's output: `display(x)` sends x's whole MIME bundle (a Displayable keeps every
+ * representation). Also `display.html(s)`, `.markdown`, `.svg`, `.raw(bundle)`, `.handle()` for output
+ * updated in place, and `.clear()`.
+ */
 export const display: Display = Object.assign(
   (...values: unknown[]): void => {
     for (const v of values) send(toBundle(v));

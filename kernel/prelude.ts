@@ -48,7 +48,14 @@ function tryRequire<T>(load: () => T, what: string): T | undefined {
   }
 }
 
-async function loadModel(lib: Library, spec: string | undefined): Promise<{ model?: unknown; warning?: string }> {
+interface Loaded {
+  model?: unknown;
+  /** What `model` is, for its hover doc. */
+  label?: string;
+  warning?: string;
+}
+
+async function loadModel(lib: Library, spec: string | undefined): Promise<Loaded> {
   const M = lib.HookedAutoModel;
   if (!M) return {};
   const random = () => {
@@ -57,19 +64,19 @@ async function loadModel(lib: Library, spec: string | undefined): Promise<{ mode
   };
   if (spec === "random") {
     kernelLog("prelude: model = random gpt2 (2 layers, 4 heads, d_model 64)");
-    return { model: random() };
+    return { model: random(), label: "a random gpt2" };
   }
   const t0 = Date.now();
   try {
     if (!M.fromPretrained) throw new Error("HookedAutoModel.fromPretrained is not available");
     const model = await M.fromPretrained(spec);
     kernelLog(`prelude: model = ${spec ?? "the embedded model"} (${Date.now() - t0} ms)`);
-    return { model };
+    return { model, label: spec ? JSON.stringify(spec) : "the embedded model" };
   } catch (e) {
     const why = (e as Error).message?.split("\n")[0] ?? String(e);
     kernelLog(`prelude: could not load ${spec ?? "the embedded model"} (${why}); using a random gpt2`);
     const warning = spec ? `arrakis-ts: could not load model ${JSON.stringify(spec)}: ${why}\n\`model\` is a small random gpt2 instead.` : undefined;
-    return { model: tryRequire(random, "the random gpt2 fallback"), warning };
+    return { model: tryRequire(random, "the random gpt2 fallback"), label: `a random gpt2: ${spec ? JSON.stringify(spec) : "the embedded model"} could not be loaded`, warning };
   }
 }
 
@@ -91,26 +98,27 @@ export async function preparePrelude(modelSpec: string | undefined): Promise<Pre
   }
 
   const spec = process.env.ARRAKIS_MODEL || modelSpec || undefined;
-  const { model, warning } = await loadModel(lib, spec);
+  const { model, label, warning } = await loadModel(lib, spec);
   const objects: Record<string, unknown> = { model };
   const lines = [`import * as tf from "@tensorflow/tfjs";`, `import { display } from "arrakis-ts/dist/kernel/display";`];
   const imports: string[] = [];
   const names = ["tf", "display"];
-  const bind = (name: string, type: string, value: unknown) => {
+  // The doc comments travel into tslab's declarations, so hover on these names shows them.
+  const bind = (name: string, type: string, value: unknown, doc: string) => {
     objects[name] = value;
     imports.push(type);
-    lines.push(`const ${name}: ${type} = (globalThis as any).${PRELOAD_GLOBAL}.${name};`);
+    lines.push(`/** ${doc} */`, `const ${name}: ${type} = (globalThis as any).${PRELOAD_GLOBAL}.${name};`);
     names.push(name);
   };
   if (model) {
-    bind("model", "HookedAutoModel", model);
-    const build = (name: string, type: string, C: (new (m: unknown) => unknown) | undefined) => {
+    bind("model", "HookedAutoModel", model, `The preloaded model (${label}; choose with ARRAKIS_MODEL or \`arrakis-ts install --model\`).`);
+    const build = (name: string, type: string, C: (new (m: unknown) => unknown) | undefined, doc: string) => {
       if (!C) return kernelLog(`prelude: ${type} is not exported yet; \`${name}\` is not defined`);
       const value = tryRequire(() => new C(model), `new ${type}(model)`);
-      if (value) bind(name, type, value);
+      if (value) bind(name, type, value, doc);
     };
-    build("attention", "AttentionTools", lib.AttentionTools);
-    build("exp", "MIExperiment", lib.MIExperiment);
+    build("attention", "AttentionTools", lib.AttentionTools, "Attention tools on `model`: attentionPatterns, topAttendedIds, ablateHead, mergeHeads, ...");
+    build("exp", "MIExperiment", lib.MIExperiment, "The experiment bench on `model` (useTools, logExperiment, listVersions, ...); logs under ./experiments.");
   } else {
     kernelLog("prelude: HookedAutoModel is not available; `model`, `attention` and `exp` are not defined");
   }

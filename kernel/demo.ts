@@ -74,9 +74,11 @@ export function runDemo(opts: DemoOptions): { notebook: string; html: string } {
   console.error(`kernelspec: ${specDir}`);
   fs.mkdirSync(opts.out, { recursive: true });
   const env = jupyterEnv(opts.prefix);
-  const name = path.basename(opts.notebook);
-  nbconvert(["--to", "notebook", "--execute", "--ExecutePreprocessor.kernel_name=arrakis-ts", "--ExecutePreprocessor.timeout=900", "--output-dir", opts.out, "--output", name, opts.notebook], env);
-  const executed = path.join(opts.out, name);
+  // Executed in the output folder (the kernel's working directory is the notebook's), so files the
+  // notebook writes, such as the bench's experiments/ logs, land there and not in the package.
+  const executed = path.join(opts.out, path.basename(opts.notebook));
+  fs.copyFileSync(opts.notebook, executed);
+  nbconvert(["--to", "notebook", "--execute", "--inplace", "--ExecutePreprocessor.kernel_name=arrakis-ts", "--ExecutePreprocessor.timeout=900", executed], env);
   nbconvert(["--to", "html", "--output-dir", opts.out, executed], env);
   return { notebook: executed, html: executed.replace(/\.ipynb$/, ".html") };
 }

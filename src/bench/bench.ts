@@ -1,0 +1,469 @@
+/**
+ * `npm run bench`: speed and memory of the hooked model, side by side with the engines a user could pick
+ * instead, in one run, on identical deterministic weights at GPT-2-small dimensions (issue 7).
+ *
+ *   ours      HookedAutoModel.forward and runWithCache (all hook points) on the chosen tfjs backend
+ *   ORT       the same forward as an ONNX graph (src/bench/onnx.ts) in onnxruntime-node, in a child process
+ *   PyTorch   the same forward in plain torch ops (src/bench/torch_gpt2.py), Debian python3-torch
+ *
+ * Each row: warm-up, then the median of N timed runs (min and max beside it), GFLOP/s from the matmul FLOPs
+ * of the computation (the same count for every engine, so the ratios are time ratios), ours/peer, the
+ * max-abs difference of the peer's logits from ours (same computation check), and peak RSS of the process
+ * that ran it. Then: a head-ablation sweep at 64 tokens, runWithCache at 1,024 tokens (memory), and the time
+ * from kernel start to the first rendered heatmap. Never used by tests: timings are printed, not asserted.
+ *
+ *   npm run bench [-- --reps 5 --tokens 32,128,512 --skip ort,torch,sweep,memory,kernel]
+ *   ARRAKIS_WASM_THREADS=0 npm run bench     (single-threaded wasm)
+ */
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { backendReport, initBackend, wasmThreads } from "../backend";
+import { SafetensorsFile, writeSafetensors, type TensorToWrite } from "../io/safetensors";
+import { HookedAutoConfig } from "../model/config";
+import { HookedAutoModel } from "../model/hooked-model";
+import { gpt2Onnx } from "./onnx";
+
+const GPT2_SMALL = { name: "gpt2", n_layer: 12, n_head: 12, n_embd: 768, vocab_size: 50257, n_positions: 1024 };
+const SEED = 0;
+const PYTHON = "/usr/bin/python3"; // Debian's python3-torch; the first python3 on PATH may be another one
+
+/** The benchmark's token ids: deterministic, spread over the vocabulary (the peers compute the same). */
+function tokenIds(T: number, vocab: number): number[] {
+  return Array.from({ length: T }, (_, i) => (i * 7919 + 13) % vocab);
+}
+
+interface Options {
+  reps: number;
+  tokens: number[];
+  skip: Set<string>;
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { reps: 5, tokens: [32, 128, 512], skip: new Set() };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i].split(/=(.*)/s, 2);
+    const value = () => inline ?? argv[++i] ?? "";
+    if (flag === "--reps") o.reps = Math.max(1, Number(value()) | 0);
+    else if (flag === "--tokens") o.tokens = value().split(",").map(Number).filter((t) => t > 0 && t <= 1024);
+    else if (flag === "--skip") value().split(",").forEach((s) => o.skip.add(s.trim()));
+    else throw new Error(`unknown argument ${argv[i]} (expected --reps N, --tokens 32,128,512, --skip ort,torch,sweep,memory,kernel)`);
+  }
+  return o;
+}
+
+// ------------------------------------------------------------------ figures
+
+/** Matmul FLOPs of one GPT-2 forward at T tokens as our model computes it (full T×T attention products). */
+function forwardFlops(T: number, m: HookedAutoModel): number {
+  const { nLayers: L, nHeads: H, dModel: D, dHead: dh, dMlp: F, dVocab: V } = m.cfg;
+  const perLayer = 2 * T * D * (3 * H * dh) + 2 * T * H * dh * D + 2 * 2 * T * D * F + 2 * 2 * H * T * T * dh;
+  return L * perLayer + 2 * T * D * V;
+}
+
+interface Stats {
+  median: number;
+  min: number;
+  max: number;
+}
+
+function stats(ms: number[]): Stats {
+  const s = [...ms].sort((a, b) => a - b);
+  return { median: s[Math.floor((s.length - 1) / 2)], min: s[0], max: s[s.length - 1] };
+}
+
+function time(fn: () => void, reps: number): Stats {
+  fn(); // warm-up: XNNPACK packs each weight matrix on first use
+  const ms: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    fn();
+    ms.push(performance.now() - t0);
+  }
+  return stats(ms);
+}
+
+const GB = 2 ** 30;
+const peakRss = () => process.resourceUsage().maxRSS * 1024; // bytes
+const fmtGB = (b: number | undefined) => (b === undefined ? "–" : `${(b / GB).toFixed(2)} GB`);
+const load = () => os.loadavg().map((x) => x.toFixed(2)).join(" ");
+
+/** Bytes of the wasm heap (it only grows); undefined on other backends. Reads a tfjs-backend-wasm internal. */
+function wasmHeapBytes(): number | undefined {
+  const b = tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } };
+  return b.wasm?.HEAPU8?.buffer.byteLength;
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return NaN;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+interface Row {
+  engine: string;
+  T: number;
+  s: Stats;
+  flops: number;
+  ratio?: number;
+  diff?: number;
+  rss?: number;
+}
+
+function printRows(rows: Row[], reps: number): void {
+  const head = ["engine", "tokens", `ms median of ${reps} (min–max)`, "GFLOP/s", "ours/peer", "max|Δlogits|", "peak RSS"];
+  const cells = rows.map((r) => [
+    r.engine,
+    String(r.T),
+    `${r.s.median.toFixed(0)} (${r.s.min.toFixed(0)}–${r.s.max.toFixed(0)})`,
+    (r.flops / r.s.median / 1e6).toFixed(1),
+    r.ratio === undefined ? "" : r.ratio.toFixed(2),
+    r.diff === undefined ? "" : r.diff.toExponential(1),
+    fmtGB(r.rss),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const line = (c: string[]) => c.map((x, i) => (i < 1 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join("  ");
+  console.log(line(head));
+  for (const c of cells) console.log(line(c));
+}
+
+// ------------------------------------------------------------------ peers (child processes)
+
+interface PeerResult {
+  T: number;
+  ms: number[];
+  peak_rss: number;
+}
+
+/** Runs a child process that prints JSON lines; resolves with the parsed lines (or rejects with its stderr). */
+function runJsonLines(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<Record<string, unknown>[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      const lines = out.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>);
+      if (code === 0) resolve(lines);
+      else {
+        const said = lines.find((l) => l.error)?.error;
+        reject(new Error(said ? String(said) : `${path.basename(cmd)} exited with ${signal ?? code}${signal === "SIGKILL" ? ` (timeout ${timeoutMs / 1000} s)` : ""}: ${err.trim().split("\n").slice(-3).join(" | ")}`));
+      }
+    });
+  });
+}
+
+function readLogits(file: string): Float32Array {
+  const b = fs.readFileSync(file);
+  return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+}
+
+/** `--child-ort WEIGHTS OUT_DIR T1,T2 REPS`: the onnxruntime-node peer, run in its own process. */
+async function childOrt(argv: string[]): Promise<void> {
+  const [weights, outDir, ts, repsArg] = argv;
+  let ort: typeof import("onnxruntime-node");
+  try {
+    ort = require("onnxruntime-node");
+  } catch (e) {
+    console.log(JSON.stringify({ error: `onnxruntime-node not loadable: ${String((e as Error).message).split("\n")[0]}` }));
+    process.exit(3);
+  }
+  const file = SafetensorsFile.open(weights);
+  const meta = file.header.metadata;
+  const cache = new Map<string, { shape: number[]; data: Float32Array }>();
+  const bytes = gpt2Onnx({
+    nLayers: Number(meta.n_layer),
+    nHeads: Number(meta.n_head),
+    eps: Number(meta.eps),
+    get: (name) => {
+      if (!cache.has(name)) {
+        const t = file.read(name);
+        cache.set(name, { shape: t.shape, data: t.data as Float32Array });
+      }
+      return cache.get(name)!;
+    },
+  });
+  file.close();
+  cache.clear();
+  const t0 = performance.now();
+  const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: "all" });
+  console.log(JSON.stringify({ ort: require("onnxruntime-node/package.json").version, session_ms: performance.now() - t0, onnx_bytes: bytes.length }));
+  const V = Number(meta.vocab);
+  for (const T of ts.split(",").map(Number)) {
+    const ids = tokenIds(T, V);
+    const mask = new Float32Array(T * T);
+    for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) mask[i * T + j] = -3.4028234663852886e38;
+    const feeds = {
+      input_ids: new ort.Tensor("int64", BigInt64Array.from(ids.map(BigInt)), [1, T]),
+      position_ids: new ort.Tensor("int64", BigInt64Array.from({ length: T }, (_, i) => BigInt(i)), [T]),
+      mask: new ort.Tensor("float32", mask, [T, T]),
+    };
+    let logits = (await session.run(feeds)).logits; // warm-up
+    const ms: number[] = [];
+    for (let r = 0; r < Number(repsArg); r++) {
+      const s = performance.now();
+      logits = (await session.run(feeds)).logits;
+      ms.push(performance.now() - s);
+    }
+    const data = logits.data as Float32Array;
+    fs.writeFileSync(path.join(outDir, `ort_logits_${T}.bin`), new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    console.log(JSON.stringify({ T, ms, peak_rss: process.resourceUsage().maxRSS * 1024 }));
+  }
+  await session.release();
+}
+
+/** Spawns this file again in child mode, with the same loader (tsx or compiled). */
+function selfArgs(): string[] {
+  return [...process.execArgv, __filename];
+}
+
+// ------------------------------------------------------------------ main
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv[0] === "--child-ort") return childOrt(argv.slice(1));
+  const opts = parseArgs(argv);
+  const startLoad = load();
+  const backendName = await initBackend();
+
+  const cpus = os.cpus();
+  const flags = fs.existsSync("/proc/cpuinfo") ? fs.readFileSync("/proc/cpuinfo", "utf8") : "";
+  const th = wasmThreads();
+  console.log("arrakis-ts benchmark (issue 7)");
+  console.log(`machine: ${cpus[0]?.model ?? "?"}, ${cpus.length} logical cores, AVX-512 ${/\bavx512f\b/.test(flags) ? "yes" : "no"}, ${(os.totalmem() / GB).toFixed(0)} GB RAM; ${os.platform()} ${os.release()}`);
+  console.log(`node ${process.version}, tfjs ${tf.version.tfjs}`);
+  console.log(backendReport().split("\n").map((l) => "  " + l).join("\n"));
+  if (backendName === "wasm") console.log(`  threaded wasm: ${th.used ? `used, ${th.count} threads (started in ${th.startMs} ms)` : `not used (${th.reason})`}`);
+  console.log(`load average at start (1/5/15 min): ${startLoad}  — other work on this machine makes timings noisy`);
+
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "arrakis-bench-"));
+  try {
+    const model = new HookedAutoModel(new HookedAutoConfig(GPT2_SMALL), { seed: SEED });
+    const c = model.cfg;
+    console.log(`model: GPT-2-small dims (${c.nLayers} layers, ${c.nHeads} heads, d_model ${c.dModel}, vocab ${c.dVocab}), random weights seed ${SEED}, batch 1\n`);
+
+    // Identical weights for the peers: our parameters, by our names, in a safetensors file.
+    const weightsFile = path.join(tmp, "weights.safetensors");
+    writeWeights(model, weightsFile);
+
+    // ---- ours
+    const rows: Row[] = [];
+    const ours = new Map<number, { s: Stats; logits: Float32Array }>();
+    const label = backendName === "wasm" ? `ours (wasm, ${th.count} thr)` : `ours (${backendName})`;
+    for (const T of opts.tokens) {
+      const ids = tokenIds(T, c.dVocab);
+      const s = time(() => model.forward(ids).dispose(), opts.reps);
+      const logits = model.forward(ids);
+      ours.set(T, { s, logits: logits.dataSync() as Float32Array });
+      logits.dispose();
+      rows.push({ engine: `${label} forward`, T, s, flops: forwardFlops(T, model), rss: peakRss() });
+    }
+    for (const T of opts.tokens) {
+      const ids = tokenIds(T, c.dVocab);
+      const s = time(() => {
+        const { logits, cache } = model.runWithCache(ids);
+        logits.dispose();
+        cache.dispose();
+      }, opts.reps);
+      rows.push({ engine: `${label} runWithCache (all ${model.hookNames.length} hooks)`, T, s, flops: forwardFlops(T, model), ratio: s.median / ours.get(T)!.s.median, rss: peakRss() });
+    }
+    console.log(`ours done (load ${load()}); wasm heap ${fmtGB(wasmHeapBytes())}`);
+
+    // ---- peers
+    const peerRows = (engine: string, results: PeerResult[], logitsFile: (T: number) => string) => {
+      for (const r of results) {
+        const o = ours.get(r.T);
+        if (!o) continue;
+        const s = stats(r.ms);
+        rows.push({ engine, T: r.T, s, flops: forwardFlops(r.T, model), ratio: o.s.median / s.median, diff: maxAbsDiff(o.logits, readLogits(logitsFile(r.T))), rss: r.peak_rss });
+      }
+    };
+    const Ts = opts.tokens.join(",");
+    const notes: string[] = [];
+    if (!opts.skip.has("ort")) {
+      try {
+        const lines = await runJsonLines(process.execPath, [...selfArgs(), "--child-ort", weightsFile, tmp, Ts, String(opts.reps)], process.env, 30 * 60_000);
+        const info = lines.find((l) => l.ort);
+        notes.push(`onnxruntime-node ${info?.ort} (CPU EP, default threads, graph optimisation "all"; session created in ${Number(info?.session_ms).toFixed(0)} ms)`);
+        peerRows("onnxruntime-node forward", lines.filter((l) => l.T) as unknown as PeerResult[], (T) => path.join(tmp, `ort_logits_${T}.bin`));
+      } catch (e) {
+        notes.push(`onnxruntime-node skipped: ${(e as Error).message}`);
+      }
+      console.log(`onnxruntime done (load ${load()})`);
+    }
+    if (!opts.skip.has("torch")) {
+      const configs: [string, string, NodeJS.ProcessEnv][] = [
+        ["PyTorch forward (default threads)", "0", {}],
+        [`PyTorch forward (${cpus.length} threads)`, String(cpus.length), {}],
+      ];
+      for (const [engine, threads, env] of configs) {
+        try {
+          const lines = await runJsonLines(PYTHON, [path.join(__dirname, "torch_gpt2.py"), weightsFile, tmp, Ts, String(opts.reps), threads], { ...process.env, ...env }, 30 * 60_000);
+          const info = lines.find((l) => l.torch);
+          const results = lines.filter((l) => l.T) as unknown as PeerResult[];
+          peerRows(`${engine.replace("(default threads)", `(default: ${info?.threads} thr)`)}`, results, (T) => path.join(tmp, `logits_${T}.bin`));
+          if (threads === "0") notes.push(`PyTorch ${info?.torch} (${PYTHON}), BLAS as Debian ships it`);
+        } catch (e) {
+          notes.push(`PyTorch skipped: ${(e as Error).message}`);
+          break;
+        }
+      }
+      console.log(`PyTorch done (load ${load()})`);
+    }
+    console.log("");
+    printRows(rows, opts.reps);
+    for (const n of notes) console.log(`  ${n}`);
+    const torchBest = rows.filter((r) => r.engine.startsWith("PyTorch") && r.T === 128).sort((a, b) => a.s.median - b.s.median)[0];
+    const o128 = ours.get(128);
+    if (torchBest && o128) {
+      console.log(`  at 128 tokens: ours ${o128.s.median.toFixed(0)} ms vs fastest PyTorch ${torchBest.s.median.toFixed(0)} ms → ours/PyTorch ${(o128.s.median / torchBest.s.median).toFixed(2)} (${o128.s.median <= torchBest.s.median ? "not slower" : "slower"})`);
+    }
+    console.log(`  ours/peer = our forward median / the peer's median at the same length (< 1: we are faster); for runWithCache rows, runWithCache / our forward`);
+    console.log(`  GFLOP/s counts the matmuls of the computation (${(forwardFlops(128, model) / 1e9).toFixed(1)} GFLOP at 128 tokens), the same for every engine`);
+
+    if (!opts.skip.has("sweep")) await sweepRows(model);
+    if (!opts.skip.has("memory")) memoryRow(model);
+    model.dispose();
+    if (!opts.skip.has("kernel")) await kernelRow(tmp);
+    console.log(`\nload average at end (1/5/15 min): ${load()}; peak RSS of this process ${fmtGB(peakRss())}`);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** Our parameter tree as flat safetensors entries ("layers.0.attn.wQ" ...); the tied wU is left out (= wEᵀ). */
+function writeWeights(model: HookedAutoModel, file: string): void {
+  const out: Record<string, TensorToWrite> = {};
+  const walk = (node: unknown, prefix: string) => {
+    if (node instanceof tf.Tensor) {
+      if (prefix !== "wU") out[prefix] = { shape: node.shape, data: node.dataSync() as Float32Array };
+    } else if (Array.isArray(node)) node.forEach((v, i) => walk(v, `${prefix}.${i}`));
+    else if (node && typeof node === "object") for (const [k, v] of Object.entries(node)) walk(v, prefix ? `${prefix}.${k}` : k);
+  };
+  walk(model.params, "");
+  const c = model.cfg;
+  if (!c.tiedEmbeddings) throw new Error("the benchmark's peers assume GPT-2's tied unembedding");
+  writeSafetensors(file, out, { format: "pt", n_layer: String(c.nLayers), n_head: String(c.nHeads), eps: String(c.normEps), vocab: String(c.dVocab) });
+}
+
+interface SweepLike {
+  headAblationSweep(input: number[], options?: Record<string, unknown>): unknown;
+}
+
+async function sweepRows(model: HookedAutoModel): Promise<void> {
+  const T = 64;
+  const ids = tokenIds(T, model.cfg.dVocab);
+  const { nLayers: L, nHeads: H } = model.cfg;
+  console.log(`\nhead ablation over all ${L * H} heads at ${T} tokens (load ${load()})`);
+  model.forward(ids).dispose(); // warm-up at this length
+  let t0 = performance.now();
+  for (let l = 0; l < L; l++) {
+    for (let h = 0; h < H; h++) {
+      const keep = tf.tidy(() => tf.oneHot(h, H).reshape([1, 1, H, 1]).sub(1).neg()); // 0 at head h, 1 elsewhere
+      model.runWithHooks(ids, [[`blocks.${l}.attn.hook_z`, (z: tf.Tensor) => tf.mul(z, keep)]]).dispose();
+      keep.dispose();
+    }
+  }
+  const plain = performance.now() - t0;
+  console.log(`  ${L * H} forwards with a zeroing hook on hook_z: ${(plain / 1000).toFixed(1)} s (${(plain / (L * H)).toFixed(0)} ms per forward)`);
+  let tools: { AttentionTools?: new (m: HookedAutoModel) => SweepLike } = {};
+  try {
+    tools = require("../tools/attention");
+  } catch {
+    /* not written yet */
+  }
+  if (!tools.AttentionTools) {
+    console.log("  attention.headAblationSweep: pending (src/tools/attention.ts not available)");
+    return;
+  }
+  const attention = new tools.AttentionTools(model);
+  t0 = performance.now();
+  attention.headAblationSweep(ids);
+  const sweep = performance.now() - t0;
+  console.log(`  attention.headAblationSweep (zero ablation, loss metric): ${(sweep / 1000).toFixed(1)} s (${(sweep / (L * H + 1)).toFixed(0)} ms per forward incl. loss)`);
+}
+
+function memoryRow(model: HookedAutoModel): void {
+  const T = 1024;
+  const ids = tokenIds(T, model.cfg.dVocab);
+  console.log(`\nmemory: runWithCache at ${T} tokens, all hook points (load ${load()})`);
+  const t0 = performance.now();
+  const { logits, cache } = model.runWithCache(ids);
+  const ms = performance.now() - t0;
+  console.log(`  completed in ${(ms / 1000).toFixed(1)} s: ${cache.names.length} activations, ${(cache.bytes / GB).toFixed(2)} GB held outside the backend; wasm heap ${fmtGB(wasmHeapBytes())} (cap 4 GiB); peak RSS ${fmtGB(peakRss())}`);
+  logits.dispose();
+  cache.dispose();
+  const names = ["blocks.0.attn.hook_pattern", "ln_final.hook_normalized"];
+  const some = model.runWithCache(ids.slice(0, 16), { names });
+  const ok = some.cache.names.length === names.length && names.every((n) => some.cache.has(n));
+  console.log(`  runWithCache with names [${names.join(", ")}] keeps ${some.cache.names.length} of ${model.hookNames.length}: ${ok ? "ok" : "WRONG: " + some.cache.names.join(", ")}`);
+  some.logits.dispose();
+  some.cache.dispose();
+}
+
+/** Kernel start → first heatmap through a real Jupyter client (kernelspec from dist/, installed in a temp prefix). */
+async function kernelRow(tmp: string): Promise<void> {
+  const root = path.resolve(__dirname, "..", "..");
+  const repo = fs.existsSync(path.join(root, "package.json")) ? root : path.resolve(root, "..");
+  const cli = path.join(repo, "dist", "kernel", "cli.js");
+  console.log(`\nkernel start → first rendered heatmap (load ${load()})`);
+  if (!fs.existsSync(path.join(repo, "kernel")) || !fs.existsSync(path.join(repo, "src", "display"))) {
+    console.log("  pending (kernel/ or src/display not written yet)");
+    return;
+  }
+  if (!fs.existsSync(cli)) {
+    console.log("  pending: dist/kernel/cli.js not built (npm run build)");
+    return;
+  }
+  const built = fs.statSync(cli).mtimeMs;
+  const newer = ["src", "kernel"].some((d) => newestMtime(path.join(repo, d)) > built);
+  const prefix = path.join(tmp, "prefix");
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    JUPYTER_PATH: path.join(prefix, "share", "jupyter"),
+    JUPYTER_CONFIG_DIR: path.join(tmp, "jconfig"),
+    JUPYTER_DATA_DIR: path.join(tmp, "jdata"),
+    JUPYTER_RUNTIME_DIR: path.join(tmp, "jruntime"),
+    JUPYTER_PLATFORM_DIRS: "1",
+    PYTHONDONTWRITEBYTECODE: "1",
+  };
+  try {
+    await runJsonLines(process.execPath, [cli, "install", "--prefix", prefix], env, 60_000).catch((e) => {
+      throw new Error(`kernelspec install failed: ${(e as Error).message}`);
+    });
+    const [r] = await runJsonLines(PYTHON, [path.join(__dirname, "kernel_first_heatmap.py"), "240"], env, 300_000);
+    if (r.error || r.heatmap_s === undefined) {
+      console.log(`  no heatmap: ${r.error ?? `cell status ${r.status}`} (model ${r.model})`);
+    } else {
+      console.log(`  kernel ready ${Number(r.ready_s).toFixed(1)} s, first heatmap ${Number(r.heatmap_s).toFixed(1)} s after start (${(r.mime as string[]).join(", ")}); model: ${r.model}`);
+    }
+    if (newer) console.log("  note: dist/ is older than the sources; npm run build for current figures");
+  } catch (e) {
+    console.log(`  skipped: ${(e as Error).message}`);
+  }
+}
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) newest = Math.max(newest, newestMtime(p));
+    else if (e.name.endsWith(".ts")) newest = Math.max(newest, fs.statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exitCode = 1;
+});

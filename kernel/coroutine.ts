@@ -203,18 +203,35 @@ export class CoroutineRuntime {
  * `function f(a) { return __arrakis__.co(this, arguments, function* () { B' }) }` with each `await e`
  * in B replaced by `(yield e)`, the same shape TypeScript's own ES2017 downlevel (`__awaiter`) uses.
  * Code without `await` is returned unchanged.
+ *
+ * `topLevelAwait` reports whether the cell awaits at its top level. tslab's own flag misses a top-level
+ * `for await`, and its executor then runs the cell in a plain function, where that is a syntax error.
  */
-export function rewriteAwaits(ts: Ts, js: string, topLevelAwait: boolean): string {
-  if (!/\bawait\b/.test(js)) return js;
-  const src = `${topLevelAwait ? "async " : ""}function ${CELL_FN}(exports, require) {\n${js}\n}\n`;
+export function rewriteAwaits(ts: Ts, js: string): { output: string; topLevelAwait: boolean } {
+  if (!/\bawait\b/.test(js)) return { output: js, topLevelAwait: false };
+  const src = `async function ${CELL_FN}(exports, require) {\n${js}\n}\n`;
   const sf = ts.createSourceFile("cell.js", src, ts.ScriptTarget.Latest, true, ts.ScriptKind.JS);
-  const result = ts.transform(sf, [(ctx) => (root) => rewriteFile(ts, ctx, root)]);
+  const cell = sf.statements[0] as TS.FunctionDeclaration;
+  const topLevelAwait = awaitsOutsideFunctions(ts, cell.body!);
+  const result = ts.transform(sf, [(ctx) => (root) => rewriteFile(ts, ctx, root, topLevelAwait)]);
   const printed = ts.createPrinter({ newLine: ts.NewLineKind.LineFeed }).printFile(result.transformed[0]);
   result.dispose();
-  return `${printed}\nreturn ${CELL_FN}.call(this, exports, require);\n`;
+  return { output: `${printed}\nreturn ${CELL_FN}.call(this, exports, require);\n`, topLevelAwait };
 }
 
-function rewriteFile(ts: Ts, ctx: TS.TransformationContext, root: TS.SourceFile): TS.SourceFile {
+/** Whether `node` awaits (`await`, `for await`) other than inside a nested function. */
+function awaitsOutsideFunctions(ts: Ts, node: TS.Node): boolean {
+  let found = false;
+  const scan = (n: TS.Node): void => {
+    if (found || ts.isFunctionLike(n)) return;
+    if (ts.isAwaitExpression(n) || (ts.isForOfStatement(n) && n.awaitModifier)) found = true;
+    else ts.forEachChild(n, scan);
+  };
+  ts.forEachChild(node, scan);
+  return found;
+}
+
+function rewriteFile(ts: Ts, ctx: TS.TransformationContext, root: TS.SourceFile, topLevelAwait: boolean): TS.SourceFile {
   const f = ctx.factory;
   const isAsync = (n: TS.Node) => (ts.canHaveModifiers(n) ? ts.getModifiers(n) ?? [] : []).some((m) => m.kind === ts.SyntaxKind.AsyncKeyword);
 
@@ -269,5 +286,13 @@ function rewriteFile(ts: Ts, ctx: TS.TransformationContext, root: TS.SourceFile)
     return ts.visitEachChild(node, (n) => visit(n, inGenerator), ctx);
   }
 
-  return ts.visitEachChild(root, (n) => visit(n, false), ctx);
+  // The cell function was parsed as async so that any await parses; without top-level awaits it is a
+  // plain function again (tslab runs it synchronously, under its SIGINT watchdog).
+  const [cell, ...rest] = root.statements;
+  let top = visit(cell, false) as TS.FunctionDeclaration;
+  if (!topLevelAwait && isAsync(top)) {
+    const mods = (ts.getModifiers(top) ?? []).filter((m) => m.kind !== ts.SyntaxKind.AsyncKeyword);
+    top = f.updateFunctionDeclaration(top, mods, undefined, top.name, undefined, top.parameters, undefined, top.body);
+  }
+  return f.updateSourceFile(root, [top, ...rest]);
 }

@@ -38,7 +38,9 @@ function converters(ts: typeof TS): ConverterSet {
       const r = conv.convert(prevDecl, src);
       if (r.output) {
         try {
-          r.output = rewriteAwaits(ts, r.output, !!r.hasToplevelAwait);
+          const { output, topLevelAwait } = rewriteAwaits(ts, r.output);
+          r.output = output;
+          r.hasToplevelAwait ||= topLevelAwait; // tslab misses a top-level `for await`
         } catch (e) {
           kernelLog("await rewrite failed; the cell runs without soft interrupts:", e);
         }

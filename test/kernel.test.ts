@@ -240,14 +240,25 @@ describe("kernel units", () => {
       "const g = async () => { let s = 0; for await (const z of [1, 2]) s += z; return s; };",
       "exports.out = [await h(2), await new C().m(), await new C().n(), await g()];",
     ].join("\n");
-    const out = rewriteAwaits(ts(), js, true);
+    const { output: out, topLevelAwait } = rewriteAwaits(ts(), js);
+    assert.equal(topLevelAwait, true);
     assert.match(out, /__arrakis__\.co\(this, arguments, function\* \(\)/);
     assert.match(out, /async m\(\)/, "a method using super stays native");
     assert.match(out, /for await/, "for await stays in a native async function");
     const exportsObj: Record<string, unknown> = {};
     await new Function("exports", "require", out)(exportsObj, require);
     assert.deepEqual(exportsObj.out, [6, true, 5, 3]);
-    assert.equal(rewriteAwaits(ts(), "exports.x = 1;", false), "exports.x = 1;", "code without await is untouched");
+    assert.deepEqual(rewriteAwaits(ts(), "exports.x = 1;"), { output: "exports.x = 1;", topLevelAwait: false }, "code without await is untouched");
+    // tslab does not flag a top-level `for await` as top-level await; the rewrite does.
+    const forAwait = rewriteAwaits(ts(), "let s = 0; for await (const z of [1, 2]) s += z; exports.s = s;");
+    assert.equal(forAwait.topLevelAwait, true);
+    const ex: Record<string, unknown> = {};
+    await new Function("exports", "require", forAwait.output)(ex, require);
+    assert.equal(ex.s, 3);
+    // An await only inside a nested function leaves the top level synchronous.
+    const nested = rewriteAwaits(ts(), "exports.f = async () => await 1;");
+    assert.equal(nested.topLevelAwait, false);
+    assert.match(nested.output, /^function __arrakis_cell__/);
   });
 
   test("an interrupt is thrown into a suspended coroutine, whose finally runs", async () => {
@@ -259,7 +270,7 @@ describe("kernel units", () => {
     rt.currentExec = state.running = 7;
     const log: string[] = [];
     const js = "try { await new Promise(() => {}); } finally { log.push('finally'); }";
-    const p = new Function("exports", "require", "log", rewriteAwaits(ts(), js, true))({}, require, log) as Promise<unknown>;
+    const p = new Function("exports", "require", "log", rewriteAwaits(ts(), js).output)({}, require, log) as Promise<unknown>;
     state.requestInterrupt();
     assert.equal(rt.interruptSuspended(7), 1);
     await assert.rejects(p, InterruptError);

@@ -168,6 +168,7 @@ describe("kernel through Jupyter clients", () => {
       "test_interrupt_head_sweep_leaves_no_ablation",
       "test_bad_cells_leave_kernel_working",
       "test_error_aborts_only_requests_sent_before_it",
+      "test_top_level_for_await",
       "test_z_restart",
     ]);
   });

@@ -146,6 +146,12 @@ class Lifecycle(unittest.TestCase):
         ids = [self.kc.execute('throw new Error("y")', stop_on_error=False), self.kc.execute("3")]
         self.assertEqual(collect(ids), ["error", "ok"])
 
+    def test_top_level_for_await(self):
+        # Stock tslab ran this in a plain function: "SyntaxError: Unexpected reserved word".
+        reply, outputs = run(self.kc, "let total = 0; for await (const x of [1, 2, 3]) { total += x; } total")
+        self.assertEqual(reply["status"], "ok", reply)
+        self.assertEqual(result_text(outputs), "6")
+
     def test_z_restart(self):
         self.ok("const beforeRestart = 1;")
         self.km.restart_kernel(now=False)

@@ -4,7 +4,7 @@
  * async code becomes interruptible), runs it with tslab's `breakOnSigint`, and awaits top-level promises.
  */
 import type { Executor } from "tslab/dist/executor";
-import { CoroutineRuntime, InterruptError } from "./coroutine";
+import { CoroutineRuntime } from "./coroutine";
 import { InterruptState } from "./interrupt-state";
 import { ErrorContent, OutcomeRecorder } from "./outcome";
 
@@ -83,5 +83,3 @@ export class CellRunner {
     }
   }
 }
-
-export { InterruptError };

@@ -4,6 +4,7 @@
  * async code becomes interruptible), runs it with tslab's `breakOnSigint`, and awaits top-level promises.
  */
 import type { Executor } from "tslab/dist/executor";
+import type { KernelConverters } from "./converters";
 import { CoroutineRuntime } from "./coroutine";
 import { InterruptState } from "./interrupt-state";
 import { ErrorContent, OutcomeRecorder } from "./outcome";
@@ -30,6 +31,7 @@ export class CellRunner {
     private readonly recorder: OutcomeRecorder,
     private readonly runtime: CoroutineRuntime,
     private readonly state: InterruptState,
+    private readonly converters: KernelConverters,
   ) {}
 
   async run(code: string): Promise<CellOutcome> {
@@ -51,6 +53,7 @@ export class CellRunner {
       this.fallbacks.delete(exec);
     }
     const r = this.recorder.result();
+    if (r.error && !r.compileError) this.converters.keepLastDeclarations();
     const wasInterrupted = this.state.isInterrupted(exec);
     const hard = this.runtime.takeHard(exec) || r.sigint;
     // A cell that caught the InterruptError and finished normally succeeds (as Python's KeyboardInterrupt

@@ -6,9 +6,8 @@
  * and local `.ts` imports behave as the user expects; only package resolution looks at the project.
  */
 import type * as TS from "@tslab/typescript-for-tslab";
-import type { Converter } from "tslab/dist/converter";
-import type { ConverterSet } from "tslab/dist/executor";
-import { CoroutineRuntime, rewriteAwaits } from "./coroutine";
+import { createConverters } from "./converters";
+import { CoroutineRuntime } from "./coroutine";
 import { CellRunner } from "./execute";
 import { ArrakisHandler } from "./handler";
 import { InterruptState } from "./interrupt-state";
@@ -30,40 +29,6 @@ export interface KernelOptions {
 /** Soft interrupts get this long to land at an await before the control worker sends SIGINT. */
 const DEFAULT_GRACE_MS = 1000;
 
-function converters(ts: typeof TS): ConverterSet {
-  const { createConverter } = require("tslab/dist/converter") as typeof import("tslab/dist/converter");
-  const wrap = (conv: Converter): Converter => ({
-    ...conv,
-    convert(prevDecl, src) {
-      const r = conv.convert(prevDecl, src);
-      if (r.output) {
-        try {
-          const { output, topLevelAwait } = rewriteAwaits(ts, r.output);
-          r.output = output;
-          r.hasToplevelAwait ||= topLevelAwait; // tslab misses a top-level `for await`
-        } catch (e) {
-          kernelLog("await rewrite failed; the cell runs without soft interrupts:", e);
-        }
-      }
-      return r;
-    },
-  });
-  let node: Converter | undefined;
-  let browser: Converter | undefined;
-  return {
-    get node() {
-      return (node ??= wrap(createConverter({ isJS: false, isBrowser: false })));
-    },
-    get browser() {
-      return (browser ??= createConverter({ isJS: false, isBrowser: true }));
-    },
-    close() {
-      node?.close();
-      browser?.close();
-    },
-  };
-}
-
 export async function startKernel(opts: KernelOptions): Promise<void> {
   const t0 = Date.now();
   kernelLog(`starting in ${process.cwd()} (package ${projectRoot()}, tslab ${tslabDir()})`);
@@ -71,17 +36,17 @@ export async function startKernel(opts: KernelOptions): Promise<void> {
   forwardTypeResolution(ts, process.cwd());
 
   const { createExecutor } = require("tslab/dist/executor") as typeof import("tslab/dist/executor");
-  const convs = converters(ts);
-  void convs.node; // building the TypeScript program takes seconds; do it before binding sockets
+  const convs = createConverters(ts);
+  void convs.set.node; // building the TypeScript program takes seconds; do it before binding sockets
   const recorder = new OutcomeRecorder();
-  const executor = createExecutor(process.cwd(), convs, recorder.console);
+  const executor = createExecutor(process.cwd(), convs.set, recorder.console);
   const tslabGlobal = (globalThis as unknown as { __tslab__: { require: NodeJS.Require } }).__tslab__;
   tslabGlobal.require = wrapCellRequire(tslabGlobal.require) as NodeJS.Require;
 
   const state = new InterruptState();
   const runtime = new CoroutineRuntime(state);
   runtime.install();
-  const runner = new CellRunner(executor, recorder, runtime, state);
+  const runner = new CellRunner(executor, recorder, runtime, state, convs);
   const handler = new ArrakisHandler(executor, runner, state, ts);
 
   const graceMs = Number(process.env.ARRAKIS_INTERRUPT_GRACE_MS) || DEFAULT_GRACE_MS;

@@ -67,12 +67,13 @@ export class OutcomeRecorder {
     },
   };
 
-  result(): { value?: unknown; hasValue: boolean; error?: ErrorContent; interrupted: boolean; sigint: boolean } {
+  result(): { value?: unknown; hasValue: boolean; error?: ErrorContent; compileError?: boolean; interrupted: boolean; sigint: boolean } {
     if (this.diagnostics.length > 0) {
       return {
         hasValue: false,
         interrupted: false,
         sigint: false,
+        compileError: true,
         error: {
           ename: "TSError",
           evalue: this.diagnostics.join("\n"),

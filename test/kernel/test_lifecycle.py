@@ -146,6 +146,14 @@ class Lifecycle(unittest.TestCase):
         ids = [self.kc.execute('throw new Error("y")', stop_on_error=False), self.kc.execute("3")]
         self.assertEqual(collect(ids), ["error", "ok"])
 
+    def test_failed_cell_keeps_its_declarations(self):
+        # As in IPython, what a failing cell assigned before the exception stays usable.
+        reply, _ = run(self.kc, 'const keptText = "kept"; throw new Error("after the assignment");')
+        self.assertEqual(reply["status"], "error")
+        self.assertEqual(self.ok("keptText.length"), "4")
+        self.ok('const keptText = "redeclared";')  # running the fixed cell again is allowed
+        self.assertEqual(self.ok("keptText.length"), "10")
+
     def test_top_level_for_await(self):
         # Stock tslab ran this in a plain function: "SyntaxError: Unexpected reserved word".
         reply, outputs = run(self.kc, "let total = 0; for await (const x of [1, 2, 3]) { total += x; } total")

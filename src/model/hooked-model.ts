@@ -227,6 +227,11 @@ export class HookedAutoModel {
     disposeParams(this.params);
   }
 
+  /** Node's console/REPL and the kernel's text/plain show the summary, not thousands of weight fields. */
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return this.toString();
+  }
+
   toString(): string {
     const c = this.cfg;
     return `HookedAutoModel(${c.family}: ${c.nLayers} layers, ${c.nHeads} heads${c.nKvHeads !== c.nHeads ? ` / ${c.nKvHeads} kv` : ""}, d_model ${c.dModel}, vocab ${c.dVocab}; ${this.source})`;

@@ -459,6 +459,11 @@ export class AttentionTools {
     for (const h of [...this.handles].reverse()) h.restore();
   }
 
+  /** Printed as its summary (the model inside would otherwise be dumped field by field). */
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return this.toString();
+  }
+
   toString(): string {
     const act = this.active;
     return `AttentionTools(${this.model.toString()}${act.length ? `; active: ${act.map(String).join("; ")}` : ""})`;

@@ -69,6 +69,11 @@ export class BaseInterpretabilityBench {
   /** Absolute folder of the experiment logs (resolved once, so a later chdir does not move it). */
   readonly saveDir: string;
 
+  /** Printed as a one-line summary rather than the model and tools inside. */
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return `${this.constructor.name}(tools: ${Object.keys(this.tools).join(", ")}; logs in ${this.saveDir})`;
+  }
+
   constructor(
     readonly model: HookedAutoModel,
     saveDir = "experiments",

@@ -101,3 +101,35 @@ export const display: Display = Object.assign(
     jpeg: single("image/jpeg", "JPEG image"),
   },
 );
+
+type ProgressBundle = (label: string, done: number, total: number, elapsedMs: number, note?: string) => MimeBundle;
+
+/** Fewest milliseconds between two progress updates: enough to look live without flooding IOPub. */
+const PROGRESS_INTERVAL_MS = 250;
+
+/**
+ * The kernel's host for the library's progress reports (`src/display/progress.ts`): one output per long
+ * operation, rewritten in place. Outside a running cell there is nowhere to show it, so nothing is sent.
+ */
+export function kernelProgressFactory(bundle: ProgressBundle) {
+  return (label: string, total: number) => {
+    if (!sink) return { update: () => undefined, finish: () => undefined };
+    const started = Date.now();
+    const entry = display.handle();
+    let done = 0;
+    let lastSent = 0;
+    const show = (note?: string) => {
+      lastSent = Date.now();
+      entry.update({ toMimeBundle: () => bundle(label, done, total, lastSent - started, note) });
+    };
+    return {
+      update(n: number): void {
+        done = n;
+        if (n === 0 || n === total || Date.now() - lastSent >= PROGRESS_INTERVAL_MS) show();
+      },
+      finish(note?: string): void {
+        show(note);
+      },
+    };
+  };
+}

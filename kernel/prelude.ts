@@ -10,6 +10,7 @@
  * that random gpt2 quietly (kernel log); an explicit choice that fails to load also warns in the first cell.
  */
 import path from "path";
+import { kernelProgressFactory } from "./display";
 import { kernelLog } from "./log";
 import { setLibraryFormatter, MimeBundle } from "./mime";
 import { projectRequire, projectRoot } from "./paths";
@@ -24,6 +25,8 @@ interface Library {
   AttentionTools?: new (model: unknown) => unknown;
   MIExperiment?: new (model: unknown, saveDir?: string) => unknown;
   toMimeBundle?: (x: unknown) => MimeBundle;
+  setProgressFactory?: (f: ReturnType<typeof kernelProgressFactory>) => void;
+  progressBundle?: Parameters<typeof kernelProgressFactory>[0];
 }
 
 /** The random model used when no checkpoint is available (the brief's fallback). */
@@ -87,6 +90,8 @@ export async function preparePrelude(modelSpec: string | undefined): Promise<Pre
   const display = tryRequire(() => req(path.join(projectRoot(), "dist", "src", "display")) as Library, "src/display");
   const formatter = lib.toMimeBundle ?? display?.toMimeBundle;
   setLibraryFormatter(formatter);
+  // Long tool calls (head sweeps) report progress through the library; the kernel shows it as one output.
+  if (display?.setProgressFactory && display.progressBundle) display.setProgressFactory(kernelProgressFactory(display.progressBundle));
 
   const tf = req("@tensorflow/tfjs") as TfLike;
   if (lib.initBackend) {

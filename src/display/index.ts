@@ -22,3 +22,4 @@ export { VEGALITE_MIME } from "./vegalite";
 
 /** MIME type of Plotly figures ({data, layout}). */
 export const PLOTLY_MIME = "application/vnd.plotly.v1+json";
+export { startProgress, setProgressFactory, progressBundle, type Progress, type ProgressFactory } from "./progress";

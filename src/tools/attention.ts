@@ -18,7 +18,7 @@
  * patterns, comparisons and sweeps too (a sweep's "clean" baseline is the model with them).
  */
 import * as tf from "@tensorflow/tfjs";
-import { ablationComparisonView, attentionHeatmap, type Displayable, headGridView, type MimeBundle, topAttendedView } from "../display";
+import { ablationComparisonView, attentionHeatmap, type Displayable, headGridView, type MimeBundle, startProgress, topAttendedView } from "../display";
 import { fail, show } from "../errors";
 import { type HookedAutoModel, tokenLosses } from "../model/hooked-model";
 import type { HookFn, HookHandle } from "../model/hooks";
@@ -812,9 +812,16 @@ export class AttentionTools {
     try {
       const clean = measure();
       const ablated = Array.from({ length: L }, () => new Array<number>(H).fill(NaN));
+      // One display updated in place where the host shows progress (the kernel does); nothing elsewhere.
+      const bar = startProgress(`head ablation sweep (${mode}, ${L}×${H} heads)`, L * H);
+      let done = 0;
       return {
         total: L * H,
-        progress: (done) => opts.onProgress?.(done, L * H),
+        progress: (n) => {
+          done = n;
+          bar.update(n);
+          opts.onProgress?.(n, L * H);
+        },
         checkAbort: () => {
           if (opts.signal?.aborted) fail(`headAblationSweep was aborted after ${ablated.flat().filter((v) => !Number.isNaN(v)).length} of ${L * H} heads (the model is restored)`);
         },
@@ -825,7 +832,10 @@ export class AttentionTools {
           ablated[layer][head] = scoped(this.installAblation(layer, head, mode, meanZ), measure);
         },
         result: () => new HeadSweep(ablated.map((row) => row.map((v) => v - clean)), ablated, clean, label, mode, rows),
-        dispose: () => means?.forEach((t) => t.dispose()),
+        dispose: () => {
+          means?.forEach((t) => t.dispose());
+          bar.finish(done < L * H ? `stopped after ${done} heads` : undefined);
+        },
       };
     } catch (e) {
       means?.forEach((t) => t.dispose());

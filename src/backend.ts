@@ -199,8 +199,9 @@ async function startWasmThreads(): Promise<void> {
   const stockFactory = tf.findBackendFactory("wasm");
   const t0 = Date.now();
   let module: ThreadedModule | null = null;
+  let stopWorkers = () => {}; // set as soon as the glue has spawned its workers, so a timeout can end them
   try {
-    module = await withTimeout(createThreadedWasmModule(want), THREAD_START_TIMEOUT_MS, "the threaded wasm module did not start");
+    module = await withTimeout(createThreadedWasmModule(want, (stop) => (stopWorkers = stop)), THREAD_START_TIMEOUT_MS, "the threaded wasm module did not start");
     const started = module;
     tf.removeBackend("wasm"); // disposes the single-threaded instance (it holds no tensors, checked above)
     tf.registerBackend("wasm", () => started.makeBackend(), WASM_PRIORITY);
@@ -220,7 +221,8 @@ async function startWasmThreads(): Promise<void> {
         if (stockFactory) tf.registerBackend("wasm", stockFactory, WASM_PRIORITY);
       }
       module?.terminate();
-      await tf.setBackend("wasm");
+      stopWorkers();
+      await withoutGlueListeners(() => tf.setBackend("wasm"));
     } catch (e2) {
       fail(`the threaded wasm backend failed (${why}) and the single-threaded one could not be restored: ${firstLine(e2)}`);
     }
@@ -282,7 +284,7 @@ interface ThreadedModule {
  * tfjs hand Node a `blob:` URL for the worker script, which `worker_threads` cannot load. Here the worker is
  * a `data:` ES module that evaluates the same worker source with a CommonJS `require`.
  */
-async function createThreadedWasmModule(wanted: number): Promise<ThreadedModule> {
+async function createThreadedWasmModule(wanted: number, onWorkers: (terminate: () => void) => void): Promise<ThreadedModule> {
   const wasmPkg = require("@tensorflow/tfjs-backend-wasm") as {
     BackendWasm: new (module: unknown) => tf.KernelBackend;
     setThreadsCount(n: number): void;
@@ -327,6 +329,7 @@ async function createThreadedWasmModule(wanted: number): Promise<ThreadedModule>
       /* already gone */
     }
   };
+  onWorkers(terminate);
   let module: any;
   try {
     module = await withoutGlueListeners(() => Promise.race([factory(moduleArg), failed]));

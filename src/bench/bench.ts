@@ -12,7 +12,7 @@
  * that ran it. Then: a head-ablation sweep at 64 tokens, runWithCache at 1,024 tokens (memory), and the time
  * from kernel start to the first rendered heatmap. Never used by tests: timings are printed, not asserted.
  *
- *   npm run bench [-- --reps 5 --tokens 32,128,512 --skip ort,torch,sweep,memory,kernel]
+ *   npm run bench [-- --reps 5 --tokens 32,128,512 --skip profile,ort,torch,sweep,memory,kernel]
  *   ARRAKIS_WASM_THREADS=0 npm run bench     (single-threaded wasm)
  */
 import { spawn } from "node:child_process";
@@ -49,7 +49,7 @@ function parseArgs(argv: string[]): Options {
     if (flag === "--reps") o.reps = Math.max(1, Number(value()) | 0);
     else if (flag === "--tokens") o.tokens = value().split(",").map(Number).filter((t) => t > 0 && t <= 1024);
     else if (flag === "--skip") value().split(",").forEach((s) => o.skip.add(s.trim()));
-    else throw new Error(`unknown argument ${argv[i]} (expected --reps N, --tokens 32,128,512, --skip ort,torch,sweep,memory,kernel)`);
+    else throw new Error(`unknown argument ${argv[i]} (expected --reps N, --tokens 32,128,512, --skip profile,ort,torch,sweep,memory,kernel)`);
   }
   return o;
 }
@@ -278,6 +278,7 @@ async function main(): Promise<void> {
       rows.push({ engine: `${label} runWithCache (all ${model.hookNames.length} hooks)`, T, s, flops: forwardFlops(T, model), ratio: s.median / ours.get(T)!.s.median, rss: peakRss() });
     }
     console.log(`ours done (load ${load()}); wasm heap ${fmtGB(wasmHeapBytes())}`);
+    if (!opts.skip.has("profile")) await profileRows(model, 128);
 
     // ---- peers
     const peerRows = (engine: string, results: PeerResult[], logitsFile: (T: number) => string) => {
@@ -341,6 +342,46 @@ async function main(): Promise<void> {
   }
 }
 
+/**
+ * Where one forward's time goes, per kernel (tf.profile times each kernel synchronously on wasm), grouped
+ * into the products with weights, the per-head attention products, GELU's elementwise kernels and the rest.
+ */
+async function profileRows(model: HookedAutoModel, T: number): Promise<void> {
+  const ids = tokenIds(T, model.cfg.dVocab);
+  model.forward(ids).dispose();
+  const info = await tf.profile(() => {
+    model.forward(ids).dispose();
+  });
+  const byKey = new Map<string, { ms: number; n: number }>();
+  const groups = new Map<string, number>();
+  let total = 0;
+  const dh = model.cfg.dHead;
+  for (const k of info.kernels) {
+    const ms = Number(k.kernelTimeMs) || 0;
+    total += ms;
+    const key = `${k.name} ${JSON.stringify(k.inputShapes)}`;
+    const e = byKey.get(key) ?? { ms: 0, n: 0 };
+    e.ms += ms;
+    e.n++;
+    byKey.set(key, e);
+    const shapes = k.inputShapes as number[][];
+    const group =
+      k.name === "BatchMatMul" || k.name === "_FusedMatMul"
+        ? (shapes[1]?.[0] === dh && shapes[1]?.[1] === T) || (shapes[1]?.[0] === T && shapes[1]?.[1] === dh)
+          ? "per-head attention matmuls"
+          : "matmuls with weights (incl. unembedding)"
+        : k.name === "Pow" || k.name === "Tanh"
+          ? "GELU pow + tanh"
+          : "everything else";
+    groups.set(group, (groups.get(group) ?? 0) + ms);
+  }
+  console.log(`
+per-kernel profile of one forward at ${T} tokens (sum of kernel times ${total.toFixed(0)} ms, ${info.kernels.length} kernels; load ${load()})`);
+  for (const [g, ms] of [...groups].sort((a, b) => b[1] - a[1])) console.log(`  ${((100 * ms) / total).toFixed(0).padStart(3)}%  ${ms.toFixed(0).padStart(6)} ms  ${g}`);
+  console.log("  top kernels:");
+  for (const [key, e] of [...byKey].sort((a, b) => b[1].ms - a[1].ms).slice(0, 8)) console.log(`    ${e.ms.toFixed(0).padStart(6)} ms  ${String(e.n).padStart(4)}×  ${key}`);
+}
+
 /** Our parameter tree as flat safetensors entries ("layers.0.attn.wQ" ...); the tied wU is left out (= wEᵀ). */
 function writeWeights(model: HookedAutoModel, file: string): void {
   const out: Record<string, TensorToWrite> = {};
@@ -366,7 +407,22 @@ async function sweepRows(model: HookedAutoModel): Promise<void> {
   const { nLayers: L, nHeads: H } = model.cfg;
   console.log(`\nhead ablation over all ${L * H} heads at ${T} tokens (load ${load()})`);
   model.forward(ids).dispose(); // warm-up at this length
-  let t0 = performance.now();
+  let tools: { AttentionTools?: new (m: HookedAutoModel) => SweepLike } = {};
+  try {
+    tools = require("../tools/attention");
+  } catch {
+    /* not written yet */
+  }
+  if (tools.AttentionTools) {
+    const attention = new tools.AttentionTools(model);
+    const t0 = performance.now();
+    attention.headAblationSweep(ids);
+    const ms = performance.now() - t0;
+    console.log(`  attention.headAblationSweep (zero ablation, loss metric): ${(ms / 1000).toFixed(1)} s for ${L * H + 1} forwards (${(ms / (L * H + 1)).toFixed(0)} ms each, incl. the loss)`);
+    return;
+  }
+  // Until the attention tools exist: the same work by hand, a zeroing hook on hook_z per head.
+  const t0 = performance.now();
   for (let l = 0; l < L; l++) {
     for (let h = 0; h < H; h++) {
       const keep = tf.tidy(() => tf.oneHot(h, H).reshape([1, 1, H, 1]).sub(1).neg()); // 0 at head h, 1 elsewhere
@@ -374,23 +430,8 @@ async function sweepRows(model: HookedAutoModel): Promise<void> {
       keep.dispose();
     }
   }
-  const plain = performance.now() - t0;
-  console.log(`  ${L * H} forwards with a zeroing hook on hook_z: ${(plain / 1000).toFixed(1)} s (${(plain / (L * H)).toFixed(0)} ms per forward)`);
-  let tools: { AttentionTools?: new (m: HookedAutoModel) => SweepLike } = {};
-  try {
-    tools = require("../tools/attention");
-  } catch {
-    /* not written yet */
-  }
-  if (!tools.AttentionTools) {
-    console.log("  attention.headAblationSweep: pending (src/tools/attention.ts not available)");
-    return;
-  }
-  const attention = new tools.AttentionTools(model);
-  t0 = performance.now();
-  attention.headAblationSweep(ids);
-  const sweep = performance.now() - t0;
-  console.log(`  attention.headAblationSweep (zero ablation, loss metric): ${(sweep / 1000).toFixed(1)} s (${(sweep / (L * H + 1)).toFixed(0)} ms per forward incl. loss)`);
+  const ms = performance.now() - t0;
+  console.log(`  attention.headAblationSweep: pending (src/tools/attention.ts not available); ${L * H} forwards with a zeroing hook on hook_z: ${(ms / 1000).toFixed(1)} s (${(ms / (L * H)).toFixed(0)} ms each)`);
 }
 
 function memoryRow(model: HookedAutoModel): void {

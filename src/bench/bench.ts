@@ -9,13 +9,14 @@
  * Each row: warm-up, then the median of N timed runs (min and max beside it), GFLOP/s from the matmul FLOPs
  * of the computation (the same count for every engine, so the ratios are time ratios), ours/peer, the
  * max-abs difference of the peer's logits from ours (same computation check), and peak RSS of the process
- * that ran it. Then: a head-ablation sweep at 64 tokens, runWithCache at 1,024 tokens (memory), and the time
+ * that ran it. The peers are persistent child processes driven run by run, and the engines take turns
+ * (ours, ORT, PyTorch, ... for each repetition), so load from other work on the machine hits them alike. Then: a head-ablation sweep at 64 tokens, runWithCache at 1,024 tokens (memory), and the time
  * from kernel start to the first rendered heatmap. Never used by tests: timings are printed, not asserted.
  *
  *   npm run bench [-- --reps 5 --tokens 32,128,512 --skip profile,ort,torch,sweep,memory,kernel]
  *   ARRAKIS_WASM_THREADS=0 npm run bench     (single-threaded wasm)
  */
-import { spawn } from "node:child_process";
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -132,10 +133,81 @@ function printRows(rows: Row[], reps: number): void {
 
 // ------------------------------------------------------------------ peers (child processes)
 
-interface PeerResult {
-  T: number;
-  ms: number[];
-  peak_rss: number;
+/**
+ * A peer engine in its own process, driven by JSON lines: `{"run": T}` → `{"ms", "peak_rss"}`,
+ * `{"logits": T}` → `{"file"}`. The first line it prints describes it (or carries `error`).
+ */
+class Peer {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private buffered = "";
+  private stderr = "";
+  private waiting: ((line: Record<string, unknown>) => void)[] = [];
+  private failed: Error | null = null;
+  info: Record<string, unknown> = {};
+  peakRss = 0;
+  readonly ms = new Map<number, number[]>();
+
+  constructor(readonly name: string, cmd: string, args: string[]) {
+    this.child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
+    this.child.stdout.on("data", (d) => {
+      this.buffered += d;
+      let nl: number;
+      while ((nl = this.buffered.indexOf("\n")) >= 0) {
+        const line = this.buffered.slice(0, nl).trim();
+        this.buffered = this.buffered.slice(nl + 1);
+        if (line.startsWith("{")) this.waiting.shift()?.(JSON.parse(line));
+      }
+    });
+    this.child.stderr.on("data", (d) => (this.stderr = (this.stderr + d).slice(-4000)));
+    this.child.on("close", (code, signal) => {
+      this.failed = new Error(`${name} exited with ${signal ?? code}: ${this.stderr.trim().split("\n").slice(-3).join(" | ")}`);
+      for (const w of this.waiting.splice(0)) w({ error: this.failed.message });
+    });
+    this.child.on("error", (e) => {
+      this.failed = e;
+      for (const w of this.waiting.splice(0)) w({ error: e.message });
+    });
+  }
+
+  private next(timeoutMs: number): Promise<Record<string, unknown>> {
+    if (this.failed) return Promise.reject(this.failed);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.name}: no answer within ${timeoutMs / 1000} s`)), timeoutMs);
+      this.waiting.push((line) => {
+        clearTimeout(timer);
+        if (line.error) reject(new Error(String(line.error)));
+        else resolve(line);
+      });
+    });
+  }
+
+  /** Waits for the child's first line (it has loaded the weights). */
+  async ready(timeoutMs = 10 * 60_000): Promise<this> {
+    this.info = await this.next(timeoutMs);
+    return this;
+  }
+
+  private async ask(cmd: Record<string, unknown>, timeoutMs = 10 * 60_000): Promise<Record<string, unknown>> {
+    const answer = this.next(timeoutMs);
+    this.child.stdin.write(JSON.stringify(cmd) + "\n");
+    return answer;
+  }
+
+  async run(T: number, record: boolean): Promise<void> {
+    const a = await this.ask({ run: T });
+    this.peakRss = Math.max(this.peakRss, Number(a.peak_rss) || 0);
+    if (record) this.ms.set(T, [...(this.ms.get(T) ?? []), Number(a.ms)]);
+  }
+
+  async logits(T: number): Promise<Float32Array> {
+    const a = await this.ask({ logits: T });
+    return readLogits(String(a.file));
+  }
+
+  close(): void {
+    this.child.stdin.end();
+    setTimeout(() => this.child.kill("SIGKILL"), 5000).unref();
+  }
 }
 
 /** Runs a child process that prints JSON lines; resolves with the parsed lines (or rejects with its stderr). */
@@ -145,7 +217,7 @@ function runJsonLines(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeo
     let out = "";
     let err = "";
     child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (err += d));
+    child.stderr.on("data", (d) => (err = (err + d).slice(-4000)));
     const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
     child.on("error", (e) => {
       clearTimeout(timer);
@@ -155,10 +227,7 @@ function runJsonLines(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeo
       clearTimeout(timer);
       const lines = out.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>);
       if (code === 0) resolve(lines);
-      else {
-        const said = lines.find((l) => l.error)?.error;
-        reject(new Error(said ? String(said) : `${path.basename(cmd)} exited with ${signal ?? code}${signal === "SIGKILL" ? ` (timeout ${timeoutMs / 1000} s)` : ""}: ${err.trim().split("\n").slice(-3).join(" | ")}`));
-      }
+      else reject(new Error(`${path.basename(cmd)} exited with ${signal ?? code}${signal === "SIGKILL" ? ` (timeout ${timeoutMs / 1000} s)` : ""}: ${err.trim().split("\n").slice(-3).join(" | ")}`));
     });
   });
 }
@@ -168,14 +237,15 @@ function readLogits(file: string): Float32Array {
   return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
 }
 
-/** `--child-ort WEIGHTS OUT_DIR T1,T2 REPS`: the onnxruntime-node peer, run in its own process. */
+/** `--child-ort WEIGHTS OUT_DIR`: the onnxruntime-node peer (see Peer for the protocol). */
 async function childOrt(argv: string[]): Promise<void> {
-  const [weights, outDir, ts, repsArg] = argv;
+  const [weights, outDir] = argv;
+  const say = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + "\n");
   let ort: typeof import("onnxruntime-node");
   try {
     ort = require("onnxruntime-node");
   } catch (e) {
-    console.log(JSON.stringify({ error: `onnxruntime-node not loadable: ${String((e as Error).message).split("\n")[0]}` }));
+    say({ error: `onnxruntime-node not loadable: ${String((e as Error).message).split("\n")[0]}` });
     process.exit(3);
   }
   const file = SafetensorsFile.open(weights);
@@ -197,27 +267,31 @@ async function childOrt(argv: string[]): Promise<void> {
   cache.clear();
   const t0 = performance.now();
   const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: "all" });
-  console.log(JSON.stringify({ ort: require("onnxruntime-node/package.json").version, session_ms: performance.now() - t0, onnx_bytes: bytes.length }));
+  say({ ort: require("onnxruntime-node/package.json").version, session_ms: performance.now() - t0, onnx_bytes: bytes.length });
   const V = Number(meta.vocab);
-  for (const T of ts.split(",").map(Number)) {
-    const ids = tokenIds(T, V);
+  const feedsFor = (T: number) => {
     const mask = new Float32Array(T * T);
     for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) mask[i * T + j] = -3.4028234663852886e38;
-    const feeds = {
-      input_ids: new ort.Tensor("int64", BigInt64Array.from(ids.map(BigInt)), [1, T]),
+    return {
+      input_ids: new ort.Tensor("int64", BigInt64Array.from(tokenIds(T, V).map(BigInt)), [1, T]),
       position_ids: new ort.Tensor("int64", BigInt64Array.from({ length: T }, (_, i) => BigInt(i)), [T]),
       mask: new ort.Tensor("float32", mask, [T, T]),
     };
-    let logits = (await session.run(feeds)).logits; // warm-up
-    const ms: number[] = [];
-    for (let r = 0; r < Number(repsArg); r++) {
+  };
+  const lines = require("node:readline").createInterface({ input: process.stdin });
+  for await (const line of lines as AsyncIterable<string>) {
+    const cmd = JSON.parse(line) as { run?: number; logits?: number };
+    if (cmd.run) {
+      const feeds = feedsFor(cmd.run);
       const s = performance.now();
-      logits = (await session.run(feeds)).logits;
-      ms.push(performance.now() - s);
-    }
-    const data = logits.data as Float32Array;
-    fs.writeFileSync(path.join(outDir, `ort_logits_${T}.bin`), new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-    console.log(JSON.stringify({ T, ms, peak_rss: process.resourceUsage().maxRSS * 1024 }));
+      await session.run(feeds);
+      say({ ms: performance.now() - s, peak_rss: process.resourceUsage().maxRSS * 1024 });
+    } else if (cmd.logits) {
+      const data = (await session.run(feedsFor(cmd.logits))).logits.data as Float32Array;
+      const out = path.join(outDir, `ort_logits_${cmd.logits}.bin`);
+      fs.writeFileSync(out, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      say({ file: out });
+    } else break;
   }
   await session.release();
 }
@@ -256,18 +330,68 @@ async function main(): Promise<void> {
     const weightsFile = path.join(tmp, "weights.safetensors");
     writeWeights(model, weightsFile);
 
-    // ---- ours
+    // ---- the engines, taking turns run by run
+    const notes: string[] = [];
+    const peers: Peer[] = [];
+    const start = async (p: Peer) => {
+      try {
+        peers.push(await p.ready());
+      } catch (e) {
+        notes.push(`${p.name} skipped: ${(e as Error).message}`);
+        p.close();
+      }
+    };
+    if (!opts.skip.has("ort")) await start(new Peer("onnxruntime-node forward", process.execPath, [...selfArgs(), "--child-ort", weightsFile, tmp]));
+    if (!opts.skip.has("torch")) {
+      await start(new Peer("PyTorch forward (default threads)", PYTHON, [path.join(__dirname, "torch_gpt2.py"), weightsFile, tmp, "0"]));
+      if (peers.some((p) => p.name.startsWith("PyTorch"))) await start(new Peer(`PyTorch forward (${cpus.length} threads)`, PYTHON, [path.join(__dirname, "torch_gpt2.py"), weightsFile, tmp, String(cpus.length)]));
+    }
+    for (const p of peers) {
+      if (p.info.ort) notes.push(`onnxruntime-node ${p.info.ort}: CPU execution provider, default threads, graph optimisation "all" (session created in ${Number(p.info.session_ms).toFixed(0)} ms)`);
+      if (p.info.torch && p.name.includes("default")) notes.push(`PyTorch ${p.info.torch} (${PYTHON}; default threads = ${p.info.threads}), BLAS as Debian ships it`);
+    }
+    console.log(`peers ready: ${peers.map((p) => p.name).join(", ") || "none"} (load ${load()})`);
+
+    // V8 first runs wasm through its baseline compiler and optimises hot functions in the background (slowly
+    // when the cores are busy): a few forwards before any timing, so the rows measure optimised code.
+    const jitWarm = tokenIds(32, c.dVocab);
+    for (let i = 0; i < 3; i++) model.forward(jitWarm).dispose();
+
     const rows: Row[] = [];
     const ours = new Map<number, { s: Stats; logits: Float32Array }>();
     const label = backendName === "wasm" ? `ours (wasm, ${th.count} thr)` : `ours (${backendName})`;
     for (const T of opts.tokens) {
       const ids = tokenIds(T, c.dVocab);
-      const s = time(() => model.forward(ids).dispose(), opts.reps);
+      const ourMs: number[] = [];
+      const ourRun = (record: boolean) => {
+        const t0 = performance.now();
+        model.forward(ids).dispose();
+        if (record) ourMs.push(performance.now() - t0);
+      };
+      ourRun(false); // warm-up (XNNPACK packs each weight matrix on first use)
+      for (const p of peers) await p.run(T, false);
+      for (let r = 0; r < opts.reps; r++) {
+        // Rotate who goes first, so no engine always runs right after the same neighbour.
+        const turn: (() => Promise<void> | void)[] = [() => ourRun(true), ...peers.map((p) => () => p.run(T, true))];
+        for (let i = 0; i < turn.length; i++) await turn[(i + r) % turn.length]();
+      }
       const logits = model.forward(ids);
-      ours.set(T, { s, logits: logits.dataSync() as Float32Array });
+      const mine = logits.dataSync() as Float32Array;
       logits.dispose();
+      const s = stats(ourMs);
+      ours.set(T, { s, logits: mine });
       rows.push({ engine: `${label} forward`, T, s, flops: forwardFlops(T, model), rss: peakRss() });
+      for (const p of peers) {
+        try {
+          const ps = stats(p.ms.get(T) ?? []);
+          rows.push({ engine: p.name.replace("(default threads)", `(default: ${p.info.threads} thr)`), T, s: ps, flops: forwardFlops(T, model), ratio: s.median / ps.median, diff: maxAbsDiff(mine, await p.logits(T)), rss: p.peakRss });
+        } catch (e) {
+          notes.push(`${p.name} at ${T} tokens: ${(e as Error).message}`);
+        }
+      }
+      console.log(`${T} tokens done (load ${load()})`);
     }
+    for (const p of peers) p.close();
     for (const T of opts.tokens) {
       const ids = tokenIds(T, c.dVocab);
       const s = time(() => {
@@ -277,50 +401,8 @@ async function main(): Promise<void> {
       }, opts.reps);
       rows.push({ engine: `${label} runWithCache (all ${model.hookNames.length} hooks)`, T, s, flops: forwardFlops(T, model), ratio: s.median / ours.get(T)!.s.median, rss: peakRss() });
     }
-    console.log(`ours done (load ${load()}); wasm heap ${fmtGB(wasmHeapBytes())}`);
+    console.log(`runWithCache done (load ${load()}); wasm heap ${fmtGB(wasmHeapBytes())}`);
     if (!opts.skip.has("profile")) await profileRows(model, 128);
-
-    // ---- peers
-    const peerRows = (engine: string, results: PeerResult[], logitsFile: (T: number) => string) => {
-      for (const r of results) {
-        const o = ours.get(r.T);
-        if (!o) continue;
-        const s = stats(r.ms);
-        rows.push({ engine, T: r.T, s, flops: forwardFlops(r.T, model), ratio: o.s.median / s.median, diff: maxAbsDiff(o.logits, readLogits(logitsFile(r.T))), rss: r.peak_rss });
-      }
-    };
-    const Ts = opts.tokens.join(",");
-    const notes: string[] = [];
-    if (!opts.skip.has("ort")) {
-      try {
-        const lines = await runJsonLines(process.execPath, [...selfArgs(), "--child-ort", weightsFile, tmp, Ts, String(opts.reps)], process.env, 30 * 60_000);
-        const info = lines.find((l) => l.ort);
-        notes.push(`onnxruntime-node ${info?.ort} (CPU EP, default threads, graph optimisation "all"; session created in ${Number(info?.session_ms).toFixed(0)} ms)`);
-        peerRows("onnxruntime-node forward", lines.filter((l) => l.T) as unknown as PeerResult[], (T) => path.join(tmp, `ort_logits_${T}.bin`));
-      } catch (e) {
-        notes.push(`onnxruntime-node skipped: ${(e as Error).message}`);
-      }
-      console.log(`onnxruntime done (load ${load()})`);
-    }
-    if (!opts.skip.has("torch")) {
-      const configs: [string, string, NodeJS.ProcessEnv][] = [
-        ["PyTorch forward (default threads)", "0", {}],
-        [`PyTorch forward (${cpus.length} threads)`, String(cpus.length), {}],
-      ];
-      for (const [engine, threads, env] of configs) {
-        try {
-          const lines = await runJsonLines(PYTHON, [path.join(__dirname, "torch_gpt2.py"), weightsFile, tmp, Ts, String(opts.reps), threads], { ...process.env, ...env }, 30 * 60_000);
-          const info = lines.find((l) => l.torch);
-          const results = lines.filter((l) => l.T) as unknown as PeerResult[];
-          peerRows(`${engine.replace("(default threads)", `(default: ${info?.threads} thr)`)}`, results, (T) => path.join(tmp, `logits_${T}.bin`));
-          if (threads === "0") notes.push(`PyTorch ${info?.torch} (${PYTHON}), BLAS as Debian ships it`);
-        } catch (e) {
-          notes.push(`PyTorch skipped: ${(e as Error).message}`);
-          break;
-        }
-      }
-      console.log(`PyTorch done (load ${load()})`);
-    }
     console.log("");
     printRows(rows, opts.reps);
     for (const n of notes) console.log(`  ${n}`);

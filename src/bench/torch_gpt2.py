@@ -1,9 +1,12 @@
 """PyTorch peer of `npm run bench`: the GPT-2 forward of HookedAutoModel, in plain torch ops, from the same
 weights (a safetensors file the benchmark writes; read by hand, the `safetensors` package may be absent).
 
-usage: torch_gpt2.py WEIGHTS OUT_DIR T1,T2,.. REPS THREADS
-Prints one JSON object per line: {"T", "ms": [...], ...}; writes OUT_DIR/logits_T.bin (float32, [T, vocab]).
-THREADS 0 keeps torch's default. Exits 3 with a message when torch is not importable.
+usage: torch_gpt2.py WEIGHTS OUT_DIR THREADS        (THREADS 0 keeps torch's default)
+Driven over stdin, one JSON command per line, one JSON answer per line on stdout, so the benchmark can
+interleave the engines run by run:
+  {"run": T}      one timed forward at T tokens  -> {"ms": ..., "peak_rss": bytes}
+  {"logits": T}   writes OUT_DIR/torch_THREADS_logits_T.bin (float32 [T, vocab])  -> {"file": path}
+After loading it prints {"torch": version, "threads": n}. Exits 3 with a message when torch is missing.
 """
 import json
 import math
@@ -38,12 +41,13 @@ def load(path):
 
 
 def main():
-    weights, out_dir, ts, reps, threads = sys.argv[1], sys.argv[2], [int(t) for t in sys.argv[3].split(",")], int(sys.argv[4]), int(sys.argv[5])
+    weights, out_dir, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
     if threads > 0:
         torch.set_num_threads(threads)
     W, meta = load(weights)
     L, H, eps = int(meta["n_layer"]), int(meta["n_head"]), float(meta["eps"])
     D = W["wE"].shape[1]
+    V = W["wE"].shape[0]
     dh = D // H
     c = math.sqrt(2 / math.pi)
 
@@ -67,19 +71,25 @@ def main():
         x = torch.nn.functional.layer_norm(x, (D,), W["lnFinal.w"], W["lnFinal.b"], eps)
         return x @ W["wE"].t()  # tied unembedding
 
-    print(json.dumps({"threads": torch.get_num_threads(), "torch": torch.__version__}), flush=True)
+    def ids_for(T):  # the benchmark's token ids
+        return torch.tensor([(i * 7919 + 13) % V for i in range(T)], dtype=torch.long)
+
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
     with torch.inference_mode():
-        for T in ts:
-            ids = torch.tensor([(i * 7919 + 13) % W["wE"].shape[0] for i in range(T)], dtype=torch.long)
-            logits = forward(ids)  # warm-up
-            ms = []
-            for _ in range(reps):
+        for line in sys.stdin:
+            cmd = json.loads(line)
+            if "run" in cmd:
+                ids = ids_for(cmd["run"])
                 t0 = time.perf_counter()
-                logits = forward(ids)
-                ms.append((time.perf_counter() - t0) * 1000)
-            logits.numpy().astype(np.float32).tofile(os.path.join(out_dir, f"logits_{T}.bin"))
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-            print(json.dumps({"T": T, "ms": ms, "peak_rss": peak}), flush=True)
+                forward(ids)
+                ms = (time.perf_counter() - t0) * 1000
+                print(json.dumps({"ms": ms, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}), flush=True)
+            elif "logits" in cmd:
+                path = os.path.join(out_dir, f"torch_{threads}_logits_{cmd['logits']}.bin")
+                forward(ids_for(cmd["logits"])).numpy().astype(np.float32).tofile(path)
+                print(json.dumps({"file": path}), flush=True)
+            else:
+                break
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@
  *
  * Every training sequence is exactly `length` tokens and starts with `<bos>`:
  *
- *     <bos> f… A A A…           A = n distinct random words, n log-uniform in [minSegment, maxSegment]
+ *     <bos> f… A A A…           A = n distinct random words, n uniform in [minSegment, maxSegment]
  *                               f = random filler words (drawn with replacement), possibly none
  *                               A repeats to the end of the sequence (at least two whole copies)
  *
@@ -109,6 +109,13 @@ export interface SyntheticOptions {
   /** Shortest and longest repeated segment. */
   minSegment: number;
   maxSegment: number;
+  /**
+   * `<bos> f A g A h` (filler between the copies, so the distance between them varies freely) instead of
+   * `<bos> f A A A…`.
+   */
+  gaps?: boolean;
+  /** Make this fraction of the sequences skip-copy sequences with repeat probability p. */
+  skipCopy?: { fraction: number; p: number };
   /** Vocabulary size to draw words from (ids FIRST_WORD_ID..vocabSize-1). Defaults to the full vocabulary. */
   vocabSize?: number;
 }
@@ -127,23 +134,44 @@ function checkOptions(o: SyntheticOptions): number {
 /** One training sequence `<bos> f… A A A…` (see the file comment), exactly `o.length` ids. */
 export function trainingSequence(rng: Rng, o: SyntheticOptions): number[] {
   const vocabSize = checkOptions(o);
-  // Log-uniform segment length: short periods are common. A period-2 run (x y x y …) is the one pattern a
-  // single previous-token head predicts on its own (the next token is the one before the current), which
-  // gives layer 0 a direct reason to grow that head; longer segments then need it for induction.
-  const n = Math.min(o.maxSegment, Math.floor(Math.exp(Math.log(o.minSegment) + rng.next() * (Math.log(o.maxSegment + 1) - Math.log(o.minSegment)))));
+  const n = rng.int(o.minSegment, o.maxSegment);
   const segment = rng.distinct(n, FIRST_WORD_ID, vocabSize - 1);
+  const filler = (k: number) => Array.from({ length: k }, () => rng.int(FIRST_WORD_ID, vocabSize - 1));
+  if (o.gaps) {
+    // <bos> f A g A h: random filler before, between and after the two copies (cut points uniform).
+    const room = o.length - 1 - 2 * n;
+    const a = rng.int(0, room), b = rng.int(0, room);
+    const [lo, hi] = a < b ? [a, b] : [b, a];
+    return [BOS_ID, ...filler(lo), ...segment, ...filler(hi - lo), ...segment, ...filler(room - hi)];
+  }
   // Random filler first, then the segment repeated to the end: at least two whole copies.
-  const lead = rng.int(0, o.length - 1 - 2 * n);
-  const out = [BOS_ID];
-  for (let i = 0; i < lead; i++) out.push(rng.int(FIRST_WORD_ID, vocabSize - 1));
+  const out = [BOS_ID, ...filler(rng.int(0, o.length - 1 - 2 * n))];
   for (let i = 0; out.length < o.length; i++) out.push(segment[i % n]);
+  return out;
+}
+
+/**
+ * A "skip-copy" sequence: random words where each word, with probability `p`, repeats the word two places
+ * back (x[i] = x[i-2]). Its only learnable regularity is "the next word may be the one before the current
+ * one", which a single previous-token head predicts directly. Used briefly at the start of training, it grows
+ * the previous-token head that the induction circuit later builds on (otherwise a long plateau: the induction
+ * head gives no gradient to a previous-token head that does not exist yet, and vice versa).
+ */
+export function skipCopySequence(rng: Rng, length: number, p: number, vocabSize = VOCAB.length): number[] {
+  const out = [BOS_ID];
+  while (out.length < length) {
+    out.push(out.length >= 3 && rng.next() < p ? out[out.length - 2] : rng.int(FIRST_WORD_ID, vocabSize - 1));
+  }
   return out;
 }
 
 /** `count` training sequences as one flat row-major Int32Array [count, o.length]. */
 export function trainingBatch(rng: Rng, count: number, o: SyntheticOptions): Int32Array {
   const out = new Int32Array(count * o.length);
-  for (let i = 0; i < count; i++) out.set(trainingSequence(rng, o), i * o.length);
+  for (let i = 0; i < count; i++) {
+    const skip = o.skipCopy !== undefined && rng.next() < o.skipCopy.fraction;
+    out.set(skip ? skipCopySequence(rng, o.length, o.skipCopy!.p, o.vocabSize) : trainingSequence(rng, o), i * o.length);
+  }
   return out;
 }
 

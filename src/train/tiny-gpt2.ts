@@ -83,7 +83,17 @@ export function parameterCount(s: TinyGpt2Shape): number {
  * projections (`c_proj`) N(0, 0.02/sqrt(2·n_layer)), biases 0, LayerNorm weight 1; optionally sinusoidal
  * position embeddings instead of random ones. Seeded and deterministic; parameters are drawn in sorted-name order.
  */
-export function initParameters(s: TinyGpt2Shape, seed: number, sinusoidalPositions = false): Record<string, HostTensor> {
+export interface InitOptions {
+  /** wpe as sinusoids (still learned) instead of N(0, 0.02). */
+  sinusoidalPositions?: boolean;
+  /** Standard deviation of `c_attn` weights (GPT-2: 0.02). */
+  attnStd?: number;
+  /** Standard deviation of the token embeddings (GPT-2: 0.02). */
+  wteStd?: number;
+}
+
+export function initParameters(s: TinyGpt2Shape, seed: number, init: InitOptions = {}): Record<string, HostTensor> {
+  const sinusoidalPositions = init.sinusoidalPositions ?? false, attnStd = init.attnStd ?? 0.02;
   checkShape(s);
   const rng = new Rng(seed);
   const out: Record<string, HostTensor> = {};
@@ -94,7 +104,7 @@ export function initParameters(s: TinyGpt2Shape, seed: number, sinusoidalPositio
     if (/\.ln_\w+\.weight$/.test(name)) data.fill(1);
     else if (name === "transformer.wpe.weight" && sinusoidalPositions) sinusoid(data, shape[0], shape[1], 0.02);
     else if (name.endsWith(".weight")) {
-      const std = name.endsWith("c_proj.weight") ? 0.02 / Math.sqrt(2 * s.nLayer) : 0.02;
+      const std = name.endsWith("c_proj.weight") ? 0.02 / Math.sqrt(2 * s.nLayer) : name.endsWith("c_attn.weight") ? attnStd : name === "transformer.wte.weight" ? (init.wteStd ?? 0.02) : 0.02;
       for (let i = 0; i < data.length; i++) data[i] = std * rng.normal();
     }
     out[name] = { shape, data };

@@ -18,7 +18,7 @@ import { fail, show } from "../errors";
 import { writeSafetensors, TensorToWrite } from "../io/safetensors";
 import { circuitProblems, circuitReport, CircuitReport, formatGrid, loadGpt2Dir } from "./circuit";
 import { gpt2ConfigJson, tokenizerConfigJson, tokenizerJson } from "./hf-files";
-import { repeatedSequences, Rng, SyntheticOptions, trainingBatch, VOCAB } from "./synthetic";
+import { FIRST_WORD_ID, repeatedSequences, Rng, SyntheticOptions, trainingBatch, VOCAB } from "./synthetic";
 import {
   causalMask, crossEntropy, forward, initParameters, parameterCount, parameterShapes, TinyGpt2Shape,
 } from "./tiny-gpt2";
@@ -50,6 +50,34 @@ export interface TrainOptions {
    * plateau before the induction circuit forms.
    */
   curriculum: Array<[number, number]>;
+  /** Data form during the curriculum's short contexts and at the full context (see `SyntheticOptions.gaps`). */
+  gapsShort: boolean;
+  gapsFull: boolean;
+  /**
+   * `[steps, fraction, p]`: during the first `steps` steps, `fraction` of the sequences are skip-copy
+   * sequences (`synthetic.ts`) with repeat probability `p`, which grow the previous-token head early.
+   */
+  skipCopy: [number, number, number];
+  /**
+   * Keep the (tied) token embeddings at their random initialisation (Bietti et al. 2023, "Birth of a
+   * Transformer: a memory viewpoint"): with fixed near-orthogonal embeddings, the copy (OV) and match (QK)
+   * maps of the circuit are simple associative memories that gradient descent finds quickly.
+   */
+  freezeWte: boolean;
+  wteStd: number;
+  /**
+   * From this step on, layer 0's query/key weights stop changing (their Adam moments still accumulate but are
+   * not applied), so the previous-token heads grown with skip-copy data survive once that data stops.
+   */
+  freezeL0QK: number;
+  /** Standard deviation of the initial `c_attn` weights (GPT-2 uses 0.02). */
+  attnStd: number;
+  /**
+   * Vocabulary curriculum: `[[steps, words], ...]` draws the data from only the first `words` words for
+   * `steps` steps, then the next entry, then the whole vocabulary. With few words the circuit's match (QK) and
+   * copy (OV) maps are small associative memories that form quickly; new words then join the working circuit.
+   */
+  vocabCurriculum: Array<[number, number]>;
   /** Initialise wpe with sinusoids (still learned) rather than N(0, 0.02). */
   sinusoidalPositions: boolean;
   backend: "wasm" | "cpu";
@@ -84,7 +112,15 @@ export const DEFAULTS: TrainOptions = {
   minSegment: 2,
   maxSegment: 30,
   curriculum: [[300, 16], [300, 32]],
+  vocabCurriculum: [],
   sinusoidalPositions: true,
+  attnStd: 0.02,
+  freezeWte: false,
+  wteStd: 0.02,
+  skipCopy: [0, 0, 0],
+  freezeL0QK: Number.POSITIVE_INFINITY,
+  gapsShort: true,
+  gapsFull: false,
   backend: "wasm",
   logEvery: 25,
   evalEvery: 250,
@@ -176,23 +212,42 @@ export async function trainEmbedded(options: Partial<TrainOptions> = {}, log: Lo
     for (const [n, length] of o.curriculum) if (step < (until += n)) return Math.min(length, o.nCtx);
     return o.nCtx;
   };
-  const dataFor = (T: number): SyntheticOptions => ({
-    length: T + 1, minSegment: Math.min(o.minSegment, Math.floor(T / 2)), maxSegment: Math.min(o.maxSegment, Math.floor(T / 2)),
+  const wordsAt = (step: number) => {
+    let until = 0;
+    for (const [n, words] of o.vocabCurriculum) if (step < (until += n)) return Math.min(words, V - FIRST_WORD_ID);
+    return V - FIRST_WORD_ID;
+  };
+  const dataFor = (T: number, step: number): SyntheticOptions => ({
+    length: T + 1, gaps: T < o.nCtx ? o.gapsShort : o.gapsFull,
+    skipCopy: step < o.skipCopy[0] ? { fraction: o.skipCopy[1], p: o.skipCopy[2] } : undefined,
+    vocabSize: wordsAt(step) + FIRST_WORD_ID, minSegment: Math.min(o.minSegment, Math.floor(T / 2)), maxSegment: Math.min(o.maxSegment, Math.floor(T / 2)),
   });
   const parameters = parameterCount(s);
   log(`induction-2l: ${parameters} parameters (d_model ${s.dModel}, ${s.nHead} heads, ${s.nLayer} layers, MLP ${s.dMlp}, vocab ${V}, context ${o.nCtx}); backend ${tf.getBackend()}; seed ${o.seed}; ${o.steps} steps of ${B} sequences, lengths ${o.curriculum.map(([n, l]) => `${l}×${n}`).join(", ")}, then ${o.nCtx}`);
 
   const names = Object.keys(parameterShapes(s)).sort();
-  const init = initParameters(s, o.seed, o.sinusoidalPositions);
+  const init = initParameters(s, o.seed, { sinusoidalPositions: o.sinusoidalPositions, attnStd: o.attnStd, wteStd: o.wteStd });
   const params: Record<string, tf.Variable> = {};
   const m1: Record<string, tf.Variable> = {}, m2: Record<string, tf.Variable> = {};
   for (const k of names) {
     // Variables are not tracked by tidy, the initial tensors are.
-    params[k] = tf.tidy(() => tf.variable(tf.tensor(init[k].data, init[k].shape), true, `${k}#run${++runCounter}`));
+    const trainable = !(o.freezeWte && k === "transformer.wte.weight");
+    params[k] = tf.tidy(() => tf.variable(tf.tensor(init[k].data, init[k].shape), trainable, `${k}#run${++runCounter}`));
     m1[k] = tf.tidy(() => tf.variable(tf.zeros(init[k].shape), false));
     m2[k] = tf.tidy(() => tf.variable(tf.zeros(init[k].shape), false));
   }
-  const varList = names.map((k) => params[k]);
+  const trained = names.filter((k) => params[k].trainable);
+  const varList = trained.map((k) => params[k]);
+  // Gradient masks that stop layer 0's query/key weights (the first 2·D columns of c_attn) from changing.
+  const qkMasks = new Map<string, tf.Tensor>();
+  if (o.freezeL0QK < o.steps) {
+    const D = s.dModel;
+    const w = new Float32Array(D * 3 * D);
+    for (let r = 0; r < D; r++) for (let c = 2 * D; c < 3 * D; c++) w[r * 3 * D + c] = 1;
+    const b = new Float32Array(3 * D).fill(1, 2 * D);
+    qkMasks.set("transformer.h.0.attn.c_attn.weight", tf.tensor2d(w, [D, 3 * D]));
+    qkMasks.set("transformer.h.0.attn.c_attn.bias", tf.tensor1d(b));
+  }
   const dataRng = new Rng((o.seed * 2654435761 + 12345) >>> 0);
   const heldOut = repeatedSequences(o.heldOut.count, o.heldOut.half, o.heldOut.seed);
   const masks = new Map<number, tf.Tensor2D>();
@@ -206,7 +261,7 @@ export async function trainEmbedded(options: Partial<TrainOptions> = {}, log: Lo
   try {
     for (let step = 0; step < o.steps; step++) {
       const T = lengthAt(step);
-      const { inputs, targets } = shift(trainingBatch(dataRng, B, dataFor(T)), B, T);
+      const { inputs, targets } = shift(trainingBatch(dataRng, B, dataFor(T, step)), B, T);
       const lr = lrAt(o, step);
       const [lossT, normT] = tf.tidy(() => {
         const oh = tf.cast(tf.oneHot(tf.tensor1d(inputs, "int32"), V), "float32") as tf.Tensor2D;
@@ -214,11 +269,12 @@ export async function trainEmbedded(options: Partial<TrainOptions> = {}, log: Lo
         const weights = tf.ones([B * T]) as tf.Tensor1D;
         const { value, grads } = tf.variableGrads(() => crossEntropy(forward(s, params, oh, B, T, maskFor(T)), toh, weights), varList);
         // Global-norm clipping, then AdamW (Loshchilov & Hutter) with bias correction.
-        const norm = tf.sqrt(tf.addN(names.map((k) => tf.sum(tf.square(grads[params[k].name])))));
+        const norm = tf.sqrt(tf.addN(trained.map((k) => tf.sum(tf.square(grads[params[k].name])))));
         const scale = tf.minimum(1, tf.div(o.clipNorm, tf.add(norm, 1e-6)));
         const c1 = 1 - beta1 ** (step + 1), c2 = 1 - beta2 ** (step + 1);
-        for (const k of names) {
-          const g = tf.mul(grads[params[k].name], scale);
+        for (const k of trained) {
+          let g = tf.mul(grads[params[k].name], scale);
+          if (qkMasks.has(k) && step >= o.freezeL0QK) g = tf.mul(g, qkMasks.get(k)!);
           m1[k].assign(tf.add(tf.mul(beta1, m1[k]), tf.mul(1 - beta1, g)));
           m2[k].assign(tf.add(tf.mul(beta2, m2[k]), tf.mul(1 - beta2, tf.square(g))));
           let update = tf.div(tf.div(m1[k], c1), tf.add(tf.sqrt(tf.div(m2[k], c2)), adamEps));
@@ -273,7 +329,7 @@ export async function trainEmbedded(options: Partial<TrainOptions> = {}, log: Lo
     }
     return result;
   } finally {
-    tf.dispose([...Object.values(params), ...Object.values(m1), ...Object.values(m2), ...masks.values()]);
+    tf.dispose([...Object.values(params), ...Object.values(m1), ...Object.values(m2), ...masks.values(), ...qkMasks.values()]);
   }
 }
 
@@ -346,21 +402,12 @@ takes the unknown token from \`tokenizer_config.json\`: pass both (\`new Tokeniz
 tokenizerConfig)\`), otherwise unknown words get the id \`undefined\`. That fallback also reports the original
 word, not \`<unk>\`, in \`encode(...).tokens\`; the ids are right.
 
-## Data
-
-Seeded synthetic sequences of ${o.nCtx + 1} tokens (inputs ${o.nCtx}, next-token targets shifted by one):
-\`<bos> f… A f… A f…\` where A is n distinct random words, n uniform in [${o.minSegment}, ${o.maxSegment}], and the f
-are runs of random filler words (drawn with replacement) splitting the remaining room at two uniform cut
-points. Words are uniform over the ${s.vocabSize - 2}-word vocabulary, so nothing is predictable except the
-continuation of a segment already seen: the loss can only fall below ln(${s.vocabSize - 2}) = ${Math.log(s.vocabSize - 2).toFixed(3)} by copying
-from context. Code: \`src/train/synthetic.ts\`.
-
+${dataSection(o, s)}
 ## Training
 
 AdamW (β = 0.9, 0.98; weight decay ${o.weightDecay} on projection matrices), peak learning rate ${o.lr} after
 ${o.warmup} warmup steps, cosine decay to ${o.lr * o.minLrRatio}, gradient clipping at global norm ${o.clipNorm}, batch ${o.batch} ×
-${o.nCtx} tokens, **${o.steps} steps, seed ${o.seed}**, GPT-2 initialisation (N(0, 0.02), residual projections
-N(0, 0.02/√${2 * s.nLayer})). TensorFlow.js ${tf.version.tfjs}, ${o.backend} backend (single thread), ${r.seconds.toFixed(0)} s wall
+${o.nCtx} tokens, **${o.steps} steps, seed ${o.seed}**. TensorFlow.js ${tf.version.tfjs}, ${o.backend} backend (single thread), ${r.seconds.toFixed(0)} s wall
 time on a 2-core machine shared with other work.
 
 Final training loss (mean of the last ${o.logEvery} steps): **${finalLoss.toFixed(3)}** nats per token (all positions,
@@ -405,6 +452,47 @@ this card changes.
 `;
 }
 
+/** The model card's data and initialisation paragraphs, following the options actually used. */
+function dataSection(o: TrainOptions, s: TinyGpt2Shape): string {
+  const bt = "`";
+  const lines = [
+    "## Data",
+    "",
+    `Seeded synthetic sequences of ${o.nCtx + 1} tokens (inputs ${o.nCtx}, next-token targets shifted by one), words uniform`,
+    `over the ${s.vocabSize - 2}-word vocabulary (code: ${bt}src/train/synthetic.ts${bt}):`,
+    "",
+    o.gapsFull
+      ? `* **repeated segments** — ${bt}<bos> f… A g… A h…${bt}: A is n distinct random words, n uniform in [${o.minSegment}, ${o.maxSegment}];\n` +
+        "  f, g, h are runs of random filler words (drawn with replacement) splitting the remaining room at two uniform\n" +
+        "  cut points, so the distance between the copies varies freely. Nothing is predictable except the\n" +
+        "  continuation of a segment already seen."
+      : `* **repeated segments** — ${bt}<bos> f… A A A…${bt}: a run f of random filler words, then A (n distinct random words,\n` +
+        `  n uniform in [${o.minSegment}, ${o.maxSegment}]) repeated to the end of the sequence.`,
+  ];
+  if (o.skipCopy[1] > 0) {
+    const when = o.skipCopy[0] < o.steps ? ` of the first ${o.skipCopy[0]} steps` : "";
+    lines.push(
+      `* **skip-copy** — ${Math.round(o.skipCopy[1] * 100)}% of the sequences${when}: random words where each word, with probability`,
+      `  ${o.skipCopy[2]}, repeats the word two places back. Their only regularity, "the next word may be the one before the`,
+      "  current one\", which a single previous-token head predicts on its own, makes layer 0 grow previous-token heads",
+      "  early. Without them the run sits on a long plateau (an induction head gives no gradient to a previous-token",
+      "  head that does not exist yet, and vice versa): in our trials 1,500+ steps showed no circuit at all.",
+    );
+  }
+  if (o.curriculum.length > 0) {
+    lines.push(`* sequence-length curriculum: ${o.curriculum.map(([n, l]) => `${n} steps at ${l} tokens`).join(", ")}, then ${o.nCtx}.`);
+  }
+  lines.push("");
+  lines.push("Initialisation: GPT-2's (weights N(0, 0.02), residual projections N(0, 0.02/√(2·n_layer)), biases 0, LayerNorm 1)");
+  const changes: string[] = [];
+  if (o.sinusoidalPositions) changes.push("wpe starts as sinusoids of RMS 0.02 (then learned)");
+  if (o.attnStd !== 0.02) changes.push(`c_attn weights N(0, ${o.attnStd})`);
+  if (o.wteStd !== 0.02) changes.push(`wte N(0, ${o.wteStd})`);
+  if (o.freezeWte) changes.push("wte (tied with the unembedding) kept frozen at its random initialisation, as in Bietti et al. 2023 (\"Birth of a Transformer: a memory viewpoint\")");
+  if (changes.length > 0) lines.push(`except: ${changes.join("; ")}.`);
+  return lines.join("\n") + "\n";
+}
+
 const signed = (x: number) => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(3)}`;
 
 function parseArgs(argv: string[]): Partial<TrainOptions> {
@@ -428,6 +516,22 @@ function parseArgs(argv: string[]): Partial<TrainOptions> {
       case "--random-positions": out.sinusoidalPositions = false; break;
       case "--backend": out.backend = argv[++i] as TrainOptions["backend"]; break;
       case "--no-check": out.check = false; break;
+      case "--attn-std": out.attnStd = num(a, argv[++i]); break;
+      case "--gaps": { const v = argv[++i] ?? ""; out.gapsShort = v.includes("s"); out.gapsFull = v.includes("f"); break; }
+      case "--d-model": out.dModel = num(a, argv[++i]); break;
+      case "--d-mlp": out.dMlp = num(a, argv[++i]); break;
+      case "--heads": out.nHead = num(a, argv[++i]); break;
+      case "--min-seg": out.minSegment = num(a, argv[++i]); break;
+      case "--max-seg": out.maxSegment = num(a, argv[++i]); break;
+      case "--skip-copy": out.skipCopy = (argv[++i] ?? "").split(":").map((x) => num(a, x)) as [number, number, number]; break;
+      case "--min-lr-ratio": out.minLrRatio = num(a, argv[++i]); break;
+      case "--warmup": out.warmup = num(a, argv[++i]); break;
+      case "--freeze-wte": out.freezeWte = true; break;
+      case "--wte-std": out.wteStd = num(a, argv[++i]); break;
+      case "--vocab-curriculum":
+        out.vocabCurriculum = (argv[++i] ?? "").split(",").filter(Boolean).map((p) => p.split(":").map((x) => num(a, x)) as [number, number]);
+        break;
+      case "--freeze-l0-qk": out.freezeL0QK = num(a, argv[++i]); break;
       case "--probe": out.probe = true; break;
       case "--eval-every": out.evalEvery = num(a, argv[++i]); break;
       case "-h": case "--help":

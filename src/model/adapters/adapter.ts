@@ -80,6 +80,18 @@ export function headDim(hidden: number, heads: number, hiddenKey: string, headsK
   return hidden / heads;
 }
 
+/**
+ * The Llama-style attention shape fields: `hidden_size`, `num_attention_heads`, and `num_key_value_heads`
+ * (absent or null: one kv head per query head, as HF's config classes default it), checked to group evenly.
+ */
+export function attentionHeads(hf: HfConfig): { dModel: number; nHeads: number; nKvHeads: number } {
+  const dModel = posInt(hf, "hidden_size");
+  const nHeads = posInt(hf, "num_attention_heads");
+  const nKvHeads = hf.num_key_value_heads == null ? nHeads : posInt(hf, "num_key_value_heads");
+  checkKvHeads(nHeads, nKvHeads);
+  return { dModel, nHeads, nKvHeads };
+}
+
 export function checkKvHeads(nHeads: number, nKv: number): void {
   if (nHeads % nKv !== 0) fail(`inconsistent dims: num_attention_heads=${nHeads} is not a multiple of num_key_value_heads=${nKv}`);
 }

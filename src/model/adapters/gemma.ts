@@ -14,7 +14,7 @@
 import { fail } from "../../errors";
 import type { Activation, ModelDims, ModelParams } from "../types";
 import type { WeightReader } from "../weights";
-import { type FamilyAdapter, type HfConfig, checkKvHeads, num, posInt, refuseRopeScaling, ropeTheta, tokenId } from "./adapter";
+import { type FamilyAdapter, type HfConfig, num, posInt, refuseRopeScaling, ropeTheta, tokenId, attentionHeads } from "./adapter";
 import { activation, llamaLayers, norm1d, savedBefore, unembed } from "./shared";
 
 /** Gemma's MLP activation across transformers versions (see the header). */
@@ -43,10 +43,7 @@ export const gemma: FamilyAdapter = {
   ignoredWeights: [/rotary_emb\.inv_freq$/],
 
   dims(hf: HfConfig): ModelDims {
-    const dModel = posInt(hf, "hidden_size");
-    const nHeads = posInt(hf, "num_attention_heads");
-    const nKvHeads = hf.num_key_value_heads == null ? nHeads : posInt(hf, "num_key_value_heads");
-    checkKvHeads(nHeads, nKvHeads);
+    const { dModel, nHeads, nKvHeads } = attentionHeads(hf);
     const dHead = posInt(hf, "head_dim");
     refuseRopeScaling(hf, "gemma");
     if (hf.use_bidirectional_attention) fail("gemma: use_bidirectional_attention=true is not supported (causal attention only)");

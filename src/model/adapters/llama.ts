@@ -6,7 +6,7 @@
 import { fail, show } from "../../errors";
 import type { Activation, ModelDims, ModelParams } from "../types";
 import type { WeightReader } from "../weights";
-import { type FamilyAdapter, type HfConfig, checkKvHeads, headDim, num, posInt, refuseRopeScaling, ropeTheta, tokenId } from "./adapter";
+import { type FamilyAdapter, type HfConfig, headDim, num, posInt, refuseRopeScaling, ropeTheta, tokenId, attentionHeads } from "./adapter";
 
 const ACTIVATIONS: Record<string, Activation> = { silu: "silu", swish: "silu", gelu: "gelu", gelu_pytorch_tanh: "gelu_pytorch_tanh", relu: "relu" };
 
@@ -28,10 +28,7 @@ export const llama: FamilyAdapter = {
   ignoredWeights: [/rotary_emb\.inv_freq$/],
 
   dims(hf: HfConfig): ModelDims {
-    const dModel = posInt(hf, "hidden_size");
-    const nHeads = posInt(hf, "num_attention_heads");
-    const nKvHeads = hf.num_key_value_heads == null ? nHeads : posInt(hf, "num_key_value_heads");
-    checkKvHeads(nHeads, nKvHeads);
+    const { dModel, nHeads, nKvHeads } = attentionHeads(hf);
     const dHead = hf.head_dim == null ? headDim(dModel, nHeads, "hidden_size", "num_attention_heads") : posInt(hf, "head_dim");
     const act = ACTIVATIONS[String(hf.hidden_act)] ?? fail(`llama: hidden_act ${show(hf.hidden_act)} is not supported (expected one of ${Object.keys(ACTIVATIONS).join(", ")})`);
     refuseRopeScaling(hf, "llama");

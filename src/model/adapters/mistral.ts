@@ -9,7 +9,7 @@
  */
 import type { ModelDims, ModelParams } from "../types";
 import type { WeightReader } from "../weights";
-import { type FamilyAdapter, type HfConfig, checkKvHeads, headDim, num, posInt, refuseRopeScaling, ropeTheta, tokenId } from "./adapter";
+import { type FamilyAdapter, type HfConfig, headDim, num, posInt, refuseRopeScaling, ropeTheta, tokenId, attentionHeads } from "./adapter";
 import { activation, llamaLayers, norm1d, unembed, windowSize } from "./shared";
 
 export const mistral: FamilyAdapter = {
@@ -31,10 +31,7 @@ export const mistral: FamilyAdapter = {
   ignoredWeights: [/rotary_emb\.inv_freq$/],
 
   dims(hf: HfConfig): ModelDims {
-    const dModel = posInt(hf, "hidden_size");
-    const nHeads = posInt(hf, "num_attention_heads");
-    const nKvHeads = hf.num_key_value_heads == null ? nHeads : posInt(hf, "num_key_value_heads");
-    checkKvHeads(nHeads, nKvHeads);
+    const { dModel, nHeads, nKvHeads } = attentionHeads(hf);
     const dHead = hf.head_dim == null ? headDim(dModel, nHeads, "hidden_size", "num_attention_heads") : posInt(hf, "head_dim");
     refuseRopeScaling(hf, "mistral");
     const nLayers = posInt(hf, "num_hidden_layers");

@@ -14,7 +14,7 @@
  */
 import type { ModelDims, ModelParams } from "../types";
 import type { WeightReader } from "../weights";
-import { type FamilyAdapter, type HfConfig, checkKvHeads, headDim, num, posInt, refuseRopeScaling, ropeTheta, tokenId } from "./adapter";
+import { type FamilyAdapter, type HfConfig, headDim, num, posInt, refuseRopeScaling, ropeTheta, tokenId, attentionHeads } from "./adapter";
 import { activation, linearRows, norm1d, partialRotaryFactor, rotaryDims, savedBefore, unembed, windowSize } from "./shared";
 
 export const phi3: FamilyAdapter = {
@@ -37,10 +37,7 @@ export const phi3: FamilyAdapter = {
   ignoredWeights: [/rotary_emb\.inv_freq$/],
 
   dims(hf: HfConfig): ModelDims {
-    const dModel = posInt(hf, "hidden_size");
-    const nHeads = posInt(hf, "num_attention_heads");
-    const nKvHeads = hf.num_key_value_heads == null ? nHeads : posInt(hf, "num_key_value_heads");
-    checkKvHeads(nHeads, nKvHeads);
+    const { dModel, nHeads, nKvHeads } = attentionHeads(hf);
     const dHead = headDim(dModel, nHeads, "hidden_size", "num_attention_heads");
     refuseRopeScaling(hf, "phi3");
     const nLayers = posInt(hf, "num_hidden_layers");

@@ -18,7 +18,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { ModelDims, ModelParams, NormParams } from "../types";
 import type { WeightReader } from "../weights";
-import { type FamilyAdapter, type HfConfig, checkKvHeads, headDim, num, posInt, refuseRopeScaling, ropeTheta, tokenId } from "./adapter";
+import { type FamilyAdapter, type HfConfig, headDim, num, posInt, refuseRopeScaling, ropeTheta, tokenId, attentionHeads } from "./adapter";
 import { activation, gatedMlp, norm1d, partialRotaryFactor, rotaryDims, separateQkv, unembed } from "./shared";
 
 /** The per-head LayerNorm weights `norms.{h}.weight` stacked to `[heads, d_head]`. */
@@ -53,10 +53,7 @@ export const stablelm: FamilyAdapter = {
   ignoredWeights: [/rotary_emb\.inv_freq$/],
 
   dims(hf: HfConfig): ModelDims {
-    const dModel = posInt(hf, "hidden_size");
-    const nHeads = posInt(hf, "num_attention_heads");
-    const nKvHeads = hf.num_key_value_heads == null ? nHeads : posInt(hf, "num_key_value_heads");
-    checkKvHeads(nHeads, nKvHeads);
+    const { dModel, nHeads, nKvHeads } = attentionHeads(hf);
     const dHead = headDim(dModel, nHeads, "hidden_size", "num_attention_heads");
     refuseRopeScaling(hf, "stable-lm");
     const nLayers = posInt(hf, "num_hidden_layers");

@@ -46,8 +46,9 @@ const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 export function activate(kind: Activation, x: tf.Tensor): tf.Tensor {
   switch (kind) {
     case "gelu_new":
-    case "gelu_pytorch_tanh": // 0.5 x (1 + tanh(sqrt(2/π) (x + 0.044715 x³)))
-      return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), SQRT_2_OVER_PI))));
+    case "gelu_pytorch_tanh": // 0.5 x (1 + tanh(u)) with u = sqrt(2/π) (x + 0.044715 x³), computed as x·sigmoid(2u)
+      // (the same function; on wasm Pow + Tanh cost 22 ms per [1, 128, 3072] call, x·x·x and sigmoid 1 ms).
+      return tf.mul(x, tf.sigmoid(tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)), 2 * SQRT_2_OVER_PI)));
     case "gelu": // exact: 0.5 x (1 + erf(x / sqrt 2))
       return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))));
     case "silu":

@@ -5,7 +5,7 @@
 import * as tf from "@tensorflow/tfjs";
 
 export { tf };
-export { initBackend, backend, backendReport } from "./backend";
+export { initBackend, backend, backendReport, wasmThreads } from "./backend";
 export { ArrakisError } from "./errors";
 export { HookedAutoConfig, type HookedAutoConfigFields } from "./model/config";
 export { HookedAutoModel, embeddedModelDir, type ModelOptions, type RunWithCacheOptions } from "./model/hooked-model";

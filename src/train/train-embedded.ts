@@ -57,7 +57,10 @@ export interface TrainOptions {
    * `[steps, fraction, p]`: during the first `steps` steps, `fraction` of the sequences are skip-copy
    * sequences (`synthetic.ts`) with repeat probability `p`. Trials: layer-0 previous-token heads (score ≈ 0.9)
    * within ~250 steps, where without them none formed in 1,500; they fade within ~250 steps once the
-   * skip-copy data stops unless an induction head already uses them.
+   * skip-copy data stops unless an induction head already uses them. Side effect seen at fraction 0.3, p 0.5:
+   * those heads copy the previous word with a large OV, so layer 0's attention output (norm ≈ 10–17) swamps
+   * the token embedding (≈ 1–2) in layer 1's input, and layer 1's query hardly sees the current token — no
+   * induction head formed in 3,000 steps. Weaker settings (e.g. 0.15, 0.3) are the next thing to try.
    */
   skipCopy: [number, number, number];
   /**

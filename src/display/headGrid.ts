@@ -26,6 +26,11 @@ export interface HeadGridProps {
   diverging?: boolean;
   /** Decimals in hover, cell text and text/plain (default 3). */
   digits?: number;
+  /**
+   * Fixed colour range [lo, hi], e.g. [0, 1] for scores that are fractions of attention, so a weak grid looks
+   * weak. Default: from the values (0..max for non-negative values, symmetric around 0 when diverging).
+   */
+  domain?: [number, number];
   /** Which output carries the Plotly library (default "once" per kernel session); see PlotlyLibraryMode. */
   library?: PlotlyLibraryMode;
 }
@@ -58,7 +63,11 @@ function prepare(props: HeadGridProps): GridData {
   const diverging = optional(VIEW, "diverging", props.diverging, lo < 0);
   const digits = checkInt(VIEW, "digits", optional(VIEW, "digits", props.digits, 3), 0, 10);
   let domain: [number, number];
-  if (diverging) {
+  if (props.domain !== undefined) {
+    const [a, b] = props.domain;
+    if (!Array.isArray(props.domain) || !Number.isFinite(a) || !Number.isFinite(b) || !(b > a)) fail(`${VIEW}: domain must be [lo, hi] with lo < hi, got ${show(props.domain)}`);
+    domain = [a, b];
+  } else if (diverging) {
     const m = Math.max(Math.abs(lo), Math.abs(hi)) || 1;
     domain = [-m, m];
   } else {
@@ -107,7 +116,8 @@ export function headGridFigure(d: GridData): PlotlyFigure {
       },
     ],
     layout: {
-      width: margin.l + margin.r + d.heads * cell,
+      // Wide enough for the title too (Plotly clips a title wider than the plot).
+      width: Math.max(margin.l + margin.r + d.heads * cell, Math.min(900, 40 + 7 * d.title.length)),
       height: margin.t + margin.b + d.layers * cell,
       margin,
       title: { text: escapeHtml(d.title), x: 0, xref: "paper", xanchor: "left" },

@@ -75,7 +75,7 @@ export class HeadScores implements Displayable {
   }
 
   toMimeBundle(): MimeBundle {
-    return headGridView({ values: this.values, title: `${capitalise(this.kind)} heads (${this.source})`, metricLabel: this.label, diverging: false });
+    return headGridView({ values: this.values, title: `${capitalise(this.kind)} heads (${this.source})`, metricLabel: this.label, diverging: false, domain: [0, 1] });
   }
 
   toJSON(): object {

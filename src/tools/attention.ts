@@ -314,17 +314,12 @@ export interface ToolHandle {
   restore(): void;
 }
 
-/** An active head ablation: a persistent hook on `blocks.{layer}.attn.hook_z`. */
-export class AblationHandle implements ToolHandle {
+/** The shared life cycle of a change a tool made: live until `restore()`, which undoes it exactly once. */
+abstract class RestorableHandle implements ToolHandle {
   private live = true;
 
-  /** @internal */
-  constructor(
-    readonly layer: number,
-    readonly head: number,
-    readonly mode: AblationMode,
-    private readonly hook: HookHandle,
-    private readonly meanZ: tf.Tensor | null,
+  protected constructor(
+    private readonly undo: () => void,
     private readonly onRestore: (h: ToolHandle) => void,
   ) {}
 
@@ -335,43 +330,53 @@ export class AblationHandle implements ToolHandle {
   restore(): void {
     if (!this.live) return;
     this.live = false;
-    this.hook.remove();
-    this.meanZ?.dispose();
+    this.undo();
     this.onRestore(this);
   }
 
-  toString(): string {
-    return `AblationHandle(L${this.layer}H${this.head} ${this.mode}-ablated, ${this.live ? "active: restore() to undo" : "restored"})`;
+  protected get state(): string {
+    return this.live ? "active: restore() to undo" : "restored";
+  }
+}
+
+/** An active head ablation: a persistent hook on `blocks.{layer}.attn.hook_z`. */
+export class AblationHandle extends RestorableHandle {
+  /** @internal */
+  constructor(
+    readonly layer: number,
+    readonly head: number,
+    readonly mode: AblationMode,
+    hook: HookHandle,
+    meanZ: tf.Tensor | null,
+    onRestore: (h: ToolHandle) => void,
+  ) {
+    super(() => {
+      hook.remove();
+      meanZ?.dispose();
+    }, onRestore);
+  }
+
+  override toString(): string {
+    return `AblationHandle(L${this.layer}H${this.head} ${this.mode}-ablated, ${this.state})`;
   }
 }
 
 /** An active head merge: layer `layer`'s attention weights are swapped for merged copies. */
-export class MergeHandle implements ToolHandle {
-  private live = true;
-
+export class MergeHandle extends RestorableHandle {
   /** @internal */
   constructor(
     readonly layer: number,
     readonly h1: number,
     readonly h2: number,
     readonly alpha: number,
-    private readonly swapBack: () => void,
-    private readonly onRestore: (h: ToolHandle) => void,
-  ) {}
-
-  get active(): boolean {
-    return this.live;
+    swapBack: () => void,
+    onRestore: (h: ToolHandle) => void,
+  ) {
+    super(swapBack, onRestore);
   }
 
-  restore(): void {
-    if (!this.live) return;
-    this.live = false;
-    this.swapBack();
-    this.onRestore(this);
-  }
-
-  toString(): string {
-    return `MergeHandle(L${this.layer}: H${this.h1} ← ${this.alpha}·H${this.h1} + ${1 - this.alpha}·H${this.h2}, H${this.h2} removed; ${this.live ? "active: restore() to undo" : "restored"})`;
+  override toString(): string {
+    return `MergeHandle(L${this.layer}: H${this.h1} ← ${this.alpha}·H${this.h1} + ${1 - this.alpha}·H${this.h2}, H${this.h2} removed; ${this.state})`;
   }
 }
 

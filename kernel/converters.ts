@@ -8,6 +8,9 @@
  *    `const text = "..."; attention.attentionPatterns(text, 0, 0)` failing on its second line used to
  *    make `text` unknown to every later cell. Names declared after the failure point type-check later but
  *    hold `undefined`.
+ *  - a shorthand property naming an earlier cell's variable (`console.table({ clean })`) works: tslab
+ *    rewrites such references to `exports.clean` but misses the shorthand form (it asks the checker for
+ *    the property's symbol, not the variable's), which left `clean is not defined` at run time.
  */
 import type * as TS from "@tslab/typescript-for-tslab";
 import type { Converter } from "tslab/dist/converter";
@@ -31,9 +34,15 @@ export function createConverters(ts: typeof TS): KernelConverters {
     convert(prevDecl, src) {
       const r = conv.convert(carried ?? prevDecl, src);
       if (r.diagnostics.length > 0) return r; // the carried declarations wait for the next cell that compiles
+      const declarations = carried ?? prevDecl;
       carried = undefined;
       lastDecl = r.declOutput;
       if (r.output) {
+        try {
+          r.output = qualifyShorthandReferences(ts, r.output, declaredValueNames(ts, declarations));
+        } catch (e) {
+          kernelLog("shorthand rewrite failed; the cell runs as tslab converted it:", e);
+        }
         try {
           const { output, topLevelAwait } = rewriteAwaits(ts, r.output);
           r.output = output;
@@ -68,4 +77,52 @@ export function createConverters(ts: typeof TS): KernelConverters {
       if (lastDecl !== undefined) carried = lastDecl;
     },
   };
+}
+
+/** Names of the values declared at the top of a declarations file (what earlier cells left behind). */
+export function declaredValueNames(ts: typeof TS, declarations: string): Set<string> {
+  const names = new Set<string>();
+  if (!declarations) return names;
+  const file = ts.createSourceFile("prev.d.ts", declarations, ts.ScriptTarget.Latest);
+  const addBinding = (name: TS.BindingName) => {
+    if (ts.isIdentifier(name)) names.add(name.text);
+    else for (const el of name.elements) if (!ts.isOmittedExpression(el)) addBinding(el.name);
+  };
+  for (const st of file.statements) {
+    if (ts.isVariableStatement(st)) st.declarationList.declarations.forEach((d) => addBinding(d.name));
+    else if ((ts.isFunctionDeclaration(st) || ts.isClassDeclaration(st) || ts.isEnumDeclaration(st) || ts.isModuleDeclaration(st)) && st.name && ts.isIdentifier(st.name)) names.add(st.name.text);
+  }
+  return names;
+}
+
+/**
+ * In a cell's JavaScript (tslab's output), turns `{ name }` into `{ name: exports.name }` where `name` is an
+ * earlier cell's value and nothing in the cell declares it (the checker cannot resolve it there). Shadowing
+ * is respected because resolution is the checker's: `(x) => ({ x })` keeps its parameter.
+ */
+export function qualifyShorthandReferences(ts: typeof TS, js: string, previous: ReadonlySet<string>): string {
+  if (previous.size === 0 || !js.includes("{")) return js;
+  const fileName = "cell.js";
+  const options: TS.CompilerOptions = { allowJs: true, noLib: true, noResolve: true, types: [], noEmit: true };
+  const file = ts.createSourceFile(fileName, js, ts.ScriptTarget.Latest, true, ts.ScriptKind.JS);
+  const candidates: TS.ShorthandPropertyAssignment[] = [];
+  const visit = (node: TS.Node): void => {
+    if (ts.isShorthandPropertyAssignment(node) && previous.has(node.name.text) && !node.objectAssignmentInitializer) candidates.push(node);
+    ts.forEachChild(node, visit);
+  };
+  visit(file);
+  if (candidates.length === 0) return js;
+  const host = ts.createCompilerHost(options);
+  host.getSourceFile = (name) => (name === fileName ? file : undefined);
+  host.fileExists = (name) => name === fileName;
+  host.readFile = (name) => (name === fileName ? js : undefined);
+  const checker = ts.createProgram([fileName], options, host).getTypeChecker();
+  let out = js;
+  // From the end, so earlier offsets stay valid.
+  for (const node of candidates.reverse()) {
+    if (checker.getShorthandAssignmentValueSymbol(node) !== undefined) continue; // declared in this cell
+    const end = node.name.getEnd();
+    out = `${out.slice(0, end)}: exports.${node.name.text}${out.slice(end)}`;
+  }
+  return out;
 }

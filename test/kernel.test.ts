@@ -184,7 +184,8 @@ describe("kernel through Jupyter clients", () => {
       `import { HookedAutoModel } from "arrakis-ts";\nmodel instanceof HookedAutoModel`,
       `throw new RangeError("bad head")`,
       `const wrong: number = "text";`,
-      `6 * 7`,
+      `const six = 6;`,
+      `({ six }).six * 7`, // shorthand property naming an earlier cell's variable
     ];
     const nb = {
       nbformat: 4,
@@ -204,7 +205,7 @@ describe("kernel through Jupyter clients", () => {
     const outputs: Output[][] = out.cells.map((c: { outputs: Output[] }) => c.outputs);
     const text = (x: string | string[] | unknown) => (Array.isArray(x) ? x.join("") : String(x));
 
-    assert.deepEqual(out.cells.map((c: { execution_count: number }) => c.execution_count), [1, 2, 3, 4, 5, 6, 7]);
+    assert.deepEqual(out.cells.map((c: { execution_count: number }) => c.execution_count), [1, 2, 3, 4, 5, 6, 7, 8]);
     // Cell 1: the preloaded model and attention tools, and a rich bundle with several MIME types.
     // Only the cell's own line: the prelude's log stays in the kernel log.
     const streams = outputs[0].filter((o) => o.output_type === "stream").map((o) => text(o.text)).join("");
@@ -223,13 +224,27 @@ describe("kernel through Jupyter clients", () => {
     assert.deepEqual(outputs[4].map((o) => [o.output_type, o.ename, o.evalue]), [["error", "RangeError", "bad head"]]);
     assert.ok(Array.isArray(outputs[4][0].traceback) && outputs[4][0].traceback.length >= 1);
     assert.deepEqual(outputs[5].map((o) => [o.output_type, o.ename]), [["error", "TSError"]]);
-    assert.equal(text(outputs[6][0].data?.["text/plain"]), "42");
+    assert.equal(text(outputs[7][0].data?.["text/plain"]), "42", JSON.stringify(outputs[7]).slice(0, 500));
   });
 });
 
 describe("kernel units", () => {
   // Loaded lazily so the Jupyter tests above do not depend on these imports.
   const ts = () => require(require.resolve("@tslab/typescript-for-tslab", { paths: [path.join(repoRoot, "node_modules", "tslab")] }));
+
+  test("shorthand properties naming earlier cells' values are qualified, shadowed ones are not", async () => {
+    const { createConverters } = await import("../kernel/converters");
+    const converters = createConverters(ts()).set;
+    try {
+      const first = converters.node.convert("", "const a = 1;\nfunction f() { return 2; }\nconst { p, q: [r] } = { p: 3, q: [4] };");
+      const second = converters.node.convert(first.declOutput ?? "", "const x = 5;\nconst g = (a: number) => ({ a });\n({ a, f, p, r, x, g })");
+      assert.deepEqual(second.diagnostics, []);
+      assert.match(second.output ?? "", /\(\{ a: exports\.a, f: exports\.f, p: exports\.p, r: exports\.r, x, g \}\)/);
+      assert.match(second.output ?? "", /\(a\) => \(\{ a \}\)/);
+    } finally {
+      converters.close();
+    }
+  });
 
   test("rewritten async code keeps its meaning", async () => {
     const { rewriteAwaits, CoroutineRuntime } = await import("../kernel/coroutine");

@@ -244,7 +244,7 @@ export async function trainEmbedded(options: Partial<TrainOptions> = {}, log: Lo
     vocabSize: wordsAt(step) + FIRST_WORD_ID, minSegment: Math.min(o.minSegment, Math.floor(T / 2)), maxSegment: Math.min(o.maxSegment, Math.floor(T / 2)),
   });
   const parameters = parameterCount(s);
-  log(`induction-2l: ${parameters} parameters (d_model ${s.dModel}, ${s.nHead} heads, ${s.nLayer} layers, MLP ${s.dMlp}, vocab ${V}, context ${o.nCtx}); backend ${tf.getBackend()}; seed ${o.seed}; ${o.steps} steps of ${B} sequences, lengths ${o.curriculum.map(([n, l]) => `${l}×${n}`).join(", ")}, then ${o.nCtx}`);
+  log(`induction-2l: ${parameters} parameters (d_model ${s.dModel}, ${s.nHead} heads, ${s.nLayer} layers, MLP ${s.dMlp}, vocab ${V}, context ${o.nCtx}); backend ${tf.getBackend()}; seed ${o.seed}; ${o.steps} steps of ${B} sequences of ${o.curriculum.length > 0 ? `${o.curriculum.map(([n, l]) => `${l}×${n}`).join(", ")}, then ` : ""}${o.nCtx} tokens`);
 
   const names = Object.keys(parameterShapes(s)).sort();
   const init = initParameters(s, o.seed, { sinusoidalPositions: o.sinusoidalPositions, attnStd: o.attnStd, wteStd: o.wteStd });
@@ -396,8 +396,8 @@ function modelCard(o: TrainOptions, r: TrainResult): string {
 
 A 2-layer GPT-2 (Hugging Face \`GPT2LMHeadModel\` format) trained from scratch on synthetic word sequences
 in which a random segment repeats. It has learned the two-part induction circuit: a **previous-token head
-(layer ${pl}, head ${ph})** and an **induction head (layer ${il}, head ${ih})**. It ships with the package so that
-the kernel has a model with a real circuit on a machine without internet.
+(layer ${pl}, head ${ph})** and an **induction head (layer ${il}, head ${ih})**.${otherInductionHeads(rep)} It ships with the
+package so that the kernel has a model with a real circuit on a machine without internet.
 
 ## Architecture
 
@@ -513,6 +513,13 @@ function dataSection(o: TrainOptions, s: TinyGpt2Shape): string {
   if (o.freezeWte) changes.push("wte (tied with the unembedding) kept frozen at its random initialisation, as in Bietti et al. 2023 (\"Birth of a Transformer: a memory viewpoint\")");
   if (changes.length > 0) lines.push(`except: ${changes.join("; ")}.`);
   return lines.join("\n") + "\n";
+}
+
+/** The card's sentence on induction heads besides the best one (score > 0.5), with their ablation cost. */
+function otherInductionHeads(r: CircuitReport): string {
+  const [il, ih] = r.inductionHead;
+  const others = r.induction.flatMap((row, l) => row.map((score, h) => ({ l, h, score }))).filter((x) => x.score > 0.5 && !(x.l === il && x.h === ih));
+  return others.map((x) => ` Head ${x.h} of layer ${x.l} is a second induction head (score ${x.score.toFixed(2)}; ablating it alone raises the repeated-half loss by ${(r.ablated[x.l][x.h].repeated - r.clean.repeated).toFixed(2)} nats): the two share the copying.`).join("");
 }
 
 const signed = (x: number) => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(3)}`;

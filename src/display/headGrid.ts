@@ -80,9 +80,9 @@ function prepare(props: HeadGridProps): GridData {
 
 const colors = (d: GridData) => (d.diverging ? RED_BLUE : BLUES);
 
-/** Cell size: roomy for small models (40 px), down to 14 px for 48-layer × 32-head grids. */
+/** Cell size: roomy for small models (56 px, so a 2 × 2 grid is not a postage stamp), down to 14 px for 48-layer × 32-head grids. */
 function cellSize(d: GridData): number {
-  return Math.max(14, Math.min(40, Math.floor(640 / Math.max(d.heads, d.layers * 0.75))));
+  return Math.max(14, Math.min(56, Math.floor(640 / Math.max(d.heads, d.layers * 0.75))));
 }
 
 export function headGridFigure(d: GridData): PlotlyFigure {

@@ -2,7 +2,8 @@
  * The display bundles in real frontends, driven by headless Chromium (Debian's /usr/bin/chromium through
  * playwright-core): classic Notebook 6 trusted and untrusted, nbconvert HTML with JavaScript on and off, and
  * JupyterLab 4's own output area + MIME renderers (JupyterLab itself is not installable here). The notebooks
- * are written directly as .ipynb JSON whose outputs are our bundles, so no kernel is needed.
+ * are written directly as .ipynb JSON whose outputs are our bundles, so no kernel is needed; one test opens the
+ * committed notebooks/attention-tour.ipynb as a reader of the repository gets it.
  * Screenshots go to artifacts/screenshots/.
  */
 import { after, before, describe, test } from "node:test";
@@ -232,6 +233,59 @@ describe("display in browsers", { skip: SKIP }, () => {
     await page.locator(".arrakis-note").waitFor({ timeout: 10_000 });
     assert.match((await page.locator(".arrakis-note").textContent()) ?? "", /resetPlotlyLibrary/);
     await expectStaticPictures(page, 1);
+  });
+
+  test("the committed tour notebook in classic Notebook: as shared (untrusted) pictures, trusted interactive with the induction stripe", async () => {
+    // The .ipynb a reader gets from the repository, not a synthetic one: its five Plotly views must show as
+    // pictures before trust and draw after it, and hovering the induction head's heatmap must show the stripe.
+    const dir = path.join(work, "tour");
+    fs.mkdirSync(dir, { recursive: true });
+    const source = path.join(__dirname, "..", "notebooks", "attention-tour.ipynb");
+    fs.copyFileSync(source, path.join(dir, "shared.ipynb"));
+    const nb = JSON.parse(fs.readFileSync(source, "utf8"));
+    nb.metadata.arrakisTest = "trusted copy"; // a different signature from the shared copy
+    fs.writeFileSync(path.join(dir, "trusted.ipynb"), JSON.stringify(nb));
+    const plotlyViews = (nb.cells as { outputs?: { data?: Record<string, string> }[] }[])
+      .flatMap((c) => c.outputs ?? []).filter((o) => String(o.data?.["text/html"] ?? "").includes("data-arrakis-plot")).length;
+    assert.equal(plotlyViews, 5, "the tour has five Plotly views (two detector grids, two heatmaps, the sweep)");
+    const env = jupyterEnv(path.join(work, "jupyter"));
+    trustNotebook(path.join(dir, "trusted.ipynb"), env);
+    const server = await startClassicNotebook(dir, env);
+    try {
+      const shared = await newPage();
+      await shared.goto(`${server.url}/notebooks/shared.ipynb`);
+      await shared.waitForSelector(".output_area", { timeout: 30_000 });
+      assert.equal(await shared.locator("#notification_trusted").textContent(), "Not Trusted");
+      await shared.waitForFunction(() => document.querySelectorAll("img.arrakis-static").length > 0);
+      await shared.waitForTimeout(1000);
+      await expectStaticPictures(shared, plotlyViews);
+      await shared.screenshot({ path: screenshotPath("tour-shared.png"), fullPage: true });
+
+      const page = await newPage();
+      await page.goto(`${server.url}/notebooks/trusted.ipynb`);
+      await page.waitForSelector(".output_area", { timeout: 30_000 });
+      await expectInteractive(page, plotlyViews);
+      // Third Plotly view: the induction head on "<bos> w1..w17 w1..w17". Query "king" of the second copy
+      // (position 20) should look at "gave" (position 4), the token after the first "king".
+      const heatmap = page.locator("[data-arrakis-plot]").nth(2);
+      const gd = await heatmap.evaluate((root) => {
+        const g = root.querySelector(".js-plotly-plot") as any;
+        return { n: g.data[0].z.length, weight: g.data[0].z[20][4] as number };
+      });
+      assert.equal(gd.n, 35);
+      assert.ok(gd.weight > 0.5, `induction weight from the second "king" to "gave": ${gd.weight}`);
+      const drag = heatmap.locator(".nsewdrag").first();
+      await drag.scrollIntoViewIfNeeded();
+      const box = (await drag.boundingBox())!;
+      await page.mouse.move(box.x + (box.width * 4.5) / gd.n, box.y + (box.height * 20.5) / gd.n);
+      const tip = page.locator(".hoverlayer .hovertext").first();
+      await tip.waitFor({ timeout: 5000 });
+      const text = (await tip.textContent()) ?? "";
+      assert.ok(text.includes("king") && text.includes("gave") && text.includes(`weight ${gd.weight.toFixed(3)}`), `tooltip ${JSON.stringify(text)}`);
+      await heatmap.screenshot({ path: screenshotPath("tour-induction-heatmap.png") });
+    } finally {
+      await server.stop();
+    }
   });
 
   test("JupyterLab 4 output area: text/html for Plotly views, native vega for Vega-Lite, trusted and untrusted", async () => {

@@ -32,14 +32,14 @@ export function createConverters(ts: typeof TS): KernelConverters {
   const wrap = (conv: Converter): Converter => ({
     ...conv,
     convert(prevDecl, src) {
-      const r = conv.convert(carried ?? prevDecl, src);
-      if (r.diagnostics.length > 0) return r; // the carried declarations wait for the next cell that compiles
       const declarations = carried ?? prevDecl;
+      const r = conv.convert(declarations, src);
+      if (r.diagnostics.length > 0) return r; // the carried declarations wait for the next cell that compiles
       carried = undefined;
       lastDecl = r.declOutput;
       if (r.output) {
         try {
-          r.output = qualifyShorthandReferences(ts, r.output, declaredValueNames(ts, declarations));
+          r.output = qualifyShorthandReferences(ts, r.output, declarations);
         } catch (e) {
           kernelLog("shorthand rewrite failed; the cell runs as tslab converted it:", e);
         }
@@ -97,20 +97,24 @@ export function declaredValueNames(ts: typeof TS, declarations: string): Set<str
 
 /**
  * In a cell's JavaScript (tslab's output), turns `{ name }` into `{ name: exports.name }` where `name` is an
- * earlier cell's value and nothing in the cell declares it (the checker cannot resolve it there). Shadowing
- * is respected because resolution is the checker's: `(x) => ({ x })` keeps its parameter.
+ * earlier cell's value (declared in `previousDeclarations`, the .d.ts text tslab keeps of earlier cells) and
+ * nothing in the cell declares it (the checker cannot resolve it there). Shadowing is respected because
+ * resolution is the checker's: `(x) => ({ x })` keeps its parameter.
  */
-export function qualifyShorthandReferences(ts: typeof TS, js: string, previous: ReadonlySet<string>): string {
-  if (previous.size === 0 || !js.includes("{")) return js;
+export function qualifyShorthandReferences(ts: typeof TS, js: string, previousDeclarations: string): string {
+  if (!previousDeclarations || !js.includes("{")) return js;
   const fileName = "cell.js";
   const options: TS.CompilerOptions = { allowJs: true, noLib: true, noResolve: true, types: [], noEmit: true };
   const file = ts.createSourceFile(fileName, js, ts.ScriptTarget.Latest, true, ts.ScriptKind.JS);
-  const candidates: TS.ShorthandPropertyAssignment[] = [];
+  const shorthands: TS.ShorthandPropertyAssignment[] = [];
   const visit = (node: TS.Node): void => {
-    if (ts.isShorthandPropertyAssignment(node) && previous.has(node.name.text) && !node.objectAssignmentInitializer) candidates.push(node);
+    if (ts.isShorthandPropertyAssignment(node) && !node.objectAssignmentInitializer) shorthands.push(node);
     ts.forEachChild(node, visit);
   };
   visit(file);
+  if (shorthands.length === 0) return js; // most cells: the earlier cells' declarations are not even parsed
+  const previous = declaredValueNames(ts, previousDeclarations);
+  const candidates = shorthands.filter((node) => previous.has(node.name.text));
   if (candidates.length === 0) return js;
   const host = ts.createCompilerHost(options);
   host.getSourceFile = (name) => (name === fileName ? file : undefined);

@@ -102,12 +102,12 @@ export interface TrainOptions {
 }
 
 /**
- * The recipe of the shipped model. Found with a PyTorch mirror of this script (same model, optimizer and data
- * forms; 8× faster per step) over ~20 runs, then confirmed here. What made the circuit form, in 1,000–1,500
- * steps on every seed tried (0–5):
+ * The recipe of the shipped model. Found with a PyTorch mirror of this script (`recipe_search.py`: same model,
+ * optimizer and data forms; 8× faster per step) over ~12 recipes, then confirmed here (seeds 0 and 1). What
+ * made the circuit form, in 1,000–1,500 steps on every torch seed tried (0–5):
  *  - 2 heads per layer, not 4: with 4, all four layer-1 heads became induction heads sharing the work, so no
- *    single head's ablation was worth 1 nat; with 4 heads and no skip-copy half the seeds found another
- *    copying mechanism with no induction pattern at all;
+ *    single head's ablation was reliably worth 1 nat, and one of the two seeds tried found another copying
+ *    mechanism with no induction pattern at all (so did 2 of 4 seeds with 2 heads and no skip-copy);
  *  - `<bos> f… A A A…` data (segment repeated to the end) rather than `<bos> f A g A h`: far more predictable
  *    tokens per sequence — with gaps no circuit formed in 4,000 steps;
  *  - skip-copy sequences for the first 500 steps only (30%, p 0.5): they grow the previous-token heads that
@@ -175,6 +175,16 @@ function lrAt(o: TrainOptions, step: number): number {
   return o.lr * (o.minLrRatio + (1 - o.minLrRatio) * 0.5 * (1 + Math.cos(Math.PI * Math.min(1, progress))));
 }
 
+/**
+ * The value a curriculum `[[steps, value], ...]` gives at `step` (its entries in turn, each capped at `full`),
+ * and `full` once the curriculum is over.
+ */
+function scheduled(curriculum: Array<[number, number]>, step: number, full: number): number {
+  let until = 0;
+  for (const [n, value] of curriculum) if (step < (until += n)) return Math.min(value, full);
+  return full;
+}
+
 /** Which parameters get weight decay: the 2-D projection matrices (not wte/wpe, biases or LayerNorm). */
 const decays = (name: string) => /\.(c_attn|c_proj|c_fc)\.weight$/.test(name);
 
@@ -228,16 +238,8 @@ export async function trainEmbedded(options: Partial<TrainOptions> = {}, log: Lo
   await tf.ready();
   const s: TinyGpt2Shape = { vocabSize: VOCAB.length, nCtx: o.nCtx, dModel: o.dModel, nHead: o.nHead, nLayer: o.nLayer, dMlp: o.dMlp };
   const B = o.batch, V = s.vocabSize;
-  const lengthAt = (step: number) => {
-    let until = 0;
-    for (const [n, length] of o.curriculum) if (step < (until += n)) return Math.min(length, o.nCtx);
-    return o.nCtx;
-  };
-  const wordsAt = (step: number) => {
-    let until = 0;
-    for (const [n, words] of o.vocabCurriculum) if (step < (until += n)) return Math.min(words, V - FIRST_WORD_ID);
-    return V - FIRST_WORD_ID;
-  };
+  const lengthAt = (step: number) => scheduled(o.curriculum, step, o.nCtx);
+  const wordsAt = (step: number) => scheduled(o.vocabCurriculum, step, V - FIRST_WORD_ID);
   const dataFor = (T: number, step: number): SyntheticOptions => ({
     length: T + 1, gaps: T < o.nCtx ? o.gapsShort : o.gapsFull,
     skipCopy: step < o.skipCopy[0] ? { fraction: o.skipCopy[1], p: o.skipCopy[2] } : undefined,

@@ -1,5 +1,5 @@
 /**
- * AttentionTools on the Hugging Face fixtures (../shared/fixtures/hf, see their README): patterns against HF's
+ * AttentionTools on the Hugging Face fixtures (test/fixtures/hf, see their README): patterns against HF's
  * `attentions.{l}`, ablation against HF's `ablated.logits` (layer 0 head 1 zeroed before c_proj), merges
  * against ablations, exact restores, sweeps against single ablations, argument errors, and tensor ownership
  * (`tf.memory().numTensors` back at its baseline after every tool).

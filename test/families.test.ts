@@ -3,7 +3,7 @@
  * Face, without PyTorch: each family gets a tiny random checkpoint in HF's exact format (test/reference/
  * checkpoints.ts), and our model is compared with an independent float64 re-implementation of the HF modeling code
  * (test/reference/hf-reference.ts) that shares no code with src/model. The reference itself is first checked
- * against HF's own outputs for gpt2 and llama (../shared/fixtures/hf), which validates the method.
+ * against HF's own outputs for gpt2 and llama (test/fixtures/hf), which validates the method.
  *
  * Two comparisons per family:
  * - teacher-forced, layer by layer: the reference layer is fed OUR float32 residual stream, so only one layer's

@@ -6,12 +6,13 @@ import * as fs from "node:fs";
 export const repoRoot = path.resolve(__dirname, "..");
 
 /**
- * `../shared/fixtures/hf` beside the checkout: CI clones the repo into a fresh folder with a copy of shared/
- * next to it, developers have it at /work/shared.
+ * The Hugging Face reference checkpoints committed under `test/fixtures/hf/<arch>/` (see the README there: what
+ * each tensor is and which transformers version made it). A fresh clone carries them; nothing outside the
+ * checkout is read.
  */
 export function hfFixture(arch: "gpt2" | "llama"): string {
-  const dir = path.join(repoRoot, "..", "shared", "fixtures", "hf", arch);
-  if (!fs.existsSync(dir)) throw new Error(`fixture folder ${dir} not found (expected ../shared beside the checkout)`);
+  const dir = path.join(repoRoot, "test", "fixtures", "hf", arch);
+  if (!fs.existsSync(dir)) throw new Error(`fixture folder ${dir} not found (it is committed with the repository: is the checkout complete?)`);
   return dir;
 }
 

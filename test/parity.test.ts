@@ -1,5 +1,5 @@
 /**
- * Numerical parity with Hugging Face: the fixtures in ../shared/fixtures/hf were produced by the real
+ * Numerical parity with Hugging Face: the fixtures in test/fixtures/hf were produced by the real
  * transformers code (see their README). Tolerances are the project's targets: 1e-4 on logits, hidden states
  * and losses, 1e-5 on attention probabilities.
  */

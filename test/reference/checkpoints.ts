@@ -4,7 +4,7 @@
  * (`save_pretrained` keeps every class attribute), and `model.safetensors` with HF parameter names, tied weights
  * omitted. Shapes follow the issue: 2 layers, hidden 64, vocab 512, 4 heads (GQA / MQA where the family has it),
  * windows of 4 where the family has local or sliding attention. Weights N(0, 0.2²), norm weights 1 + N(0, 0.2²),
- * biases random, as in ../shared/fixtures/hf.
+ * biases random, as in test/fixtures/hf.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";

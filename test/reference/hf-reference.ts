@@ -3,7 +3,7 @@
  * attention) for the nine Arrakis families, written from the HF modeling files' semantics in plain loops over the
  * HF-named tensors of a checkpoint folder. It shares no code with src/model (no components, no weight mapping,
  * no tfjs): its independence is what makes the parity tests mean something. It is checked first against HF's own
- * outputs for gpt2 and llama (../shared/fixtures/hf), which validates the method; the other families follow the
+ * outputs for gpt2 and llama (test/fixtures/hf), which validates the method; the other families follow the
  * modeling files cited in each `layer` function.
  *
  * Layouts: activations are flat Float64Arrays, row-major; `[B, T, D]` rows are indexed (b·T + t).

@@ -18,12 +18,12 @@ import { ArrakisError, fail, show } from "../errors";
 import { readCheckpoint, readConfigJson } from "../io/hf-dir";
 import { TextTokenizer } from "../io/tokenizer";
 import { ActivationCache } from "./cache";
-import { type At, attention, causalMask, mlp, norm, project, rotaryTables } from "./components";
+import { block, embed, type PointFn, unembed } from "./forward";
 import { HookedAutoConfig } from "./config";
 import { type HookFn, type HookHandle, type HookPointInfo, HookRegistry, type HookSpec, type HookTarget, hookPointsFor } from "./hooks";
 import { initParams } from "./init";
 import { idsFromTensor, type ModelInput, validateIds } from "./input";
-import type { LayerParams, ModelDims, ModelParams } from "./types";
+import type { ModelDims, ModelParams } from "./types";
 import { WeightReader } from "./weights";
 
 export interface ModelOptions {
@@ -252,60 +252,24 @@ export class HookedAutoModel {
     if (this.disposed) fail("this model was disposed");
   }
 
-  /** The forward pass: embeddings, one tidy per block, unembedding. */
+  /** The forward pass: embeddings, one tidy per block (the wasm heap never shrinks), unembedding. */
   private run(input: ModelInput, state: RunState): tf.Tensor3D {
     this.checkAlive();
     const rows = this.tokenRows(input);
-    const T = rows[0].length;
     const c = this.cfg;
-    const point = (name: string, layer: number | null) => <X extends tf.Tensor>(x: X): X => this.atPoint(state, name, layer, x);
-    let resid = tf.tidy(() => {
-      const tokens = tf.tensor2d(rows.flat(), [rows.length, T], "int32");
-      let x = tf.gather(this.params.wE, tokens) as unknown as tf.Tensor3D; // [batch, pos, d_model]
-      if (c.embedScale !== 1) x = tf.mul(x, tf.scalar(c.embedScale, "float32"));
-      x = point("hook_embed", null)(x);
-      if (this.params.wPos) {
-        const pos = tf.broadcastTo(tf.slice(this.params.wPos, [0, 0], [T, c.dModel]), [rows.length, T, c.dModel]) as tf.Tensor3D;
-        x = tf.add(x, point("hook_pos_embed", null)(pos));
-      }
-      return x;
-    });
+    const point: PointFn = (name, layer, x) => this.atPoint(state, name, layer, x);
+    let resid = tf.tidy(() => embed(c, this.params, rows, point));
     try {
       for (let l = 0; l < c.nLayers; l++) {
-        const next = tf.tidy(() => this.block(l, resid, state));
+        const next = tf.tidy(() => block(c, this.params.layers[l], l, resid, point));
         resid.dispose();
         resid = next;
       }
       const final = resid;
-      return tf.tidy(() => {
-        const [B] = final.shape;
-        const normed = point("ln_final.hook_normalized", null)(norm(c, final, this.params.lnFinal));
-        const logits = project(tf.reshape(normed, [B * T, c.dModel]), this.params.wU, this.params.bU);
-        return tf.reshape(logits, [B, T, c.dVocab]) as tf.Tensor3D; // [batch, pos, vocab]
-      });
+      return tf.tidy(() => unembed(c, this.params, final, point));
     } finally {
       resid.dispose();
     }
-  }
-
-  private block(l: number, residIn: tf.Tensor3D, state: RunState): tf.Tensor3D {
-    const c = this.cfg;
-    const p: LayerParams = this.params.layers[l];
-    const at: At = (local, x) => this.atPoint(state, `blocks.${l}.${local}`, l, x);
-    const T = residIn.shape[1];
-    const inputs = {
-      mask: causalMask(T, c.windows[l]),
-      rotary: c.positional === "rotary" ? rotaryTables(T, c.rotaryDim, c.rotaryBase) : undefined,
-    };
-    const resid = at("hook_resid_pre", residIn);
-    const attnOut = at("hook_attn_out", attention(c, at("ln1.hook_normalized", norm(c, resid, p.ln1)), p.attn, inputs, at));
-    if (c.parallelResidual) {
-      const mlpOut = at("hook_mlp_out", mlp(c, at("ln2.hook_normalized", norm(c, resid, p.ln2)), p.mlp, at));
-      return at("hook_resid_post", tf.add(tf.add(resid, attnOut), mlpOut) as tf.Tensor3D);
-    }
-    const mid = at("hook_resid_mid", tf.add(resid, attnOut) as tf.Tensor3D);
-    const mlpOut = at("hook_mlp_out", mlp(c, at("ln2.hook_normalized", norm(c, mid, p.ln2)), p.mlp, at));
-    return at("hook_resid_post", tf.add(mid, mlpOut) as tf.Tensor3D);
   }
 
   /** A hook point: run the attached hooks in order (each may replace the activation), then record it. */
@@ -324,7 +288,9 @@ export class HookedAutoModel {
       if (r.shape.length !== out.shape.length || r.shape.some((d, i) => d !== out.shape[i])) {
         fail(`hook on ${name} returned shape ${show(r.shape)}; expected ${show(out.shape)}`);
       }
-      out = (r.dtype === out.dtype ? r : tf.cast(r, out.dtype)) as X;
+      // A tensor a hook returns stays the hook's (activation patching returns a cached tensor many times):
+      // the forward pass continues with a clone, which shares the data and is freed with the block.
+      out = (r.dtype === out.dtype ? tf.clone(r) : tf.cast(r, out.dtype)) as X;
     }
     if (state.cache && state.cacheFilter?.(name)) state.cache.record(name, out); // copied out of the backend now
     return out;

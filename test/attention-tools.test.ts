@@ -29,8 +29,9 @@ before(async () => {
 });
 
 after(() => {
-  model.dispose();
-  llama.dispose();
+  // Setup may have failed before either model existed: teardown must not add a second, misleading error.
+  model?.dispose();
+  llama?.dispose();
 });
 
 /** Runs fn and checks that it leaves no tensor and no hook behind. */

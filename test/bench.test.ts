@@ -26,8 +26,8 @@ before(async () => {
 });
 
 after(() => {
-  model.dispose();
-  fs.rmSync(scratch, { recursive: true, force: true });
+  model?.dispose();
+  if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
 });
 
 const throwsArrakis = (fn: () => unknown, pattern: RegExp) => assert.throws(fn, (e: unknown) => e instanceof ArrakisError && pattern.test(e.message));

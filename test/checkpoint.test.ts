@@ -2,19 +2,18 @@
 import { test, before } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { HookedAutoModel, initBackend, readSafetensors, writeSafetensors } from "../src";
 import { bf16ToF32, encodeSafetensors, f16ToF32, SafetensorsFile } from "../src/io/safetensors";
-import { hfFixture, maxAbsDiff } from "./helpers";
+import { hfFixture, maxAbsDiff, scratchDir } from "./helpers";
 
 before(async () => {
   await initBackend();
 });
 
 function tmpdir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), "arrakis-st-"));
+  return scratchDir("arrakis-st-");
 }
 
 function writeRaw(file: string, headerLen: bigint, header: string, data = new Uint8Array()): void {

@@ -23,7 +23,7 @@ before(async () => {
   attention = new AttentionTools(model);
 });
 
-after(() => model.dispose());
+after(() => model?.dispose());
 
 const throwsArrakis = (fn: () => unknown, pattern: RegExp) => assert.throws(fn, (e: unknown) => e instanceof ArrakisError && pattern.test(e.message));
 

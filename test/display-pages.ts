@@ -4,10 +4,10 @@
  */
 import * as fs from "node:fs";
 import * as net from "node:net";
-import * as os from "node:os";
 import * as path from "node:path";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import type { MimeBundle } from "../src/display";
+import { scratchDir } from "./helpers";
 
 /** Debian's Python, which has Jupyter (the first python3 on PATH may not). */
 export const PYTHON = "/usr/bin/python3";
@@ -129,7 +129,7 @@ export async function startClassicNotebook(
 }
 
 export function tmpDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  return scratchDir(prefix);
 }
 
 /** Where screenshots go (gitignored). */

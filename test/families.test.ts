@@ -19,20 +19,18 @@
 import { after, before, describe, test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { HookedAutoConfig, HookedAutoModel, initBackend } from "../src";
 import { type FamilyCase, INPUT_IDS, familyCases, writeCheckpoint } from "./reference/checkpoints";
 import { referenceForward, referenceModel } from "./reference/hf-reference";
 import { readTensors } from "./reference/safetensors-mini";
-import { hfFixture, maxAbsDiff } from "./helpers";
+import { hfFixture, maxAbsDiff, scratchDir } from "./helpers";
 
-const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "arrakis-families-"));
+const tmpRoot = scratchDir("arrakis-families-");
 before(async () => {
   await initBackend();
 });
-after(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
 
 function maxAbs(a: ArrayLike<number>): number {
   let m = 0;

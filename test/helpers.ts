@@ -1,6 +1,7 @@
 /** Shared test helpers: where the Hugging Face fixtures live and small numeric comparisons. */
 import * as path from "node:path";
 import * as fs from "node:fs";
+import * as os from "node:os";
 
 /** The repository root (this file lives in test/). */
 export const repoRoot = path.resolve(__dirname, "..");
@@ -22,4 +23,14 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
+}
+
+/**
+ * A fresh folder in the system temp dir, removed when this test process exits (passed or failed), so a
+ * test that throws half-way still leaves nothing behind.
+ */
+export function scratchDir(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  process.once("exit", () => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }

@@ -3,21 +3,19 @@
  * every forward pass, so the model must never dispose it. Checked at every hook point of every family (the
  * random-init models of each registered adapter, plus the Hugging Face fixture folders), twice in a row.
  */
-import { after, before, test } from "node:test";
+import { before, test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { HookedAutoModel, initBackend } from "../src";
 import { familyCases, INPUT_IDS, writeCheckpoint } from "./reference/checkpoints";
-import { hfFixture } from "./helpers";
+import { hfFixture, scratchDir } from "./helpers";
 
-const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "arrakis-hook-own-"));
+const tmpRoot = scratchDir("arrakis-hook-own-");
 before(async () => {
   await initBackend();
 });
-after(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
 
 /** Caches every point once, then returns each cached tensor from a hook at its own point on two forwards. */
 function checkEveryPoint(model: HookedAutoModel, label: string): void {

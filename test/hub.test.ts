@@ -105,8 +105,8 @@ after(async () => {
     if (savedEnv[k] === undefined) delete process.env[k];
     else process.env[k] = savedEnv[k];
   }
-  await hub.close();
-  fs.rmSync(scratch, { recursive: true, force: true });
+  await hub?.close();
+  if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
 });
 
 test("isHubId accepts Hub ids and rejects paths and malformed names", () => {

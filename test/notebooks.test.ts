@@ -8,9 +8,8 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
-import { repoRoot } from "./helpers";
+import { repoRoot, scratchDir } from "./helpers";
 
 const DEMO = path.join(repoRoot, "dist", "kernel", "demo.js");
 
@@ -41,7 +40,7 @@ function kinds(cell: Cell): string[] {
 const text = (o: Output): string => [o.text ?? "", o.data?.["text/plain"] ?? ""].flat().join("");
 
 function runDemo(notebook: string): { executed: Cell[]; stdout: string; html: string } {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "arrakis-nb-"));
+  const tmp = scratchDir("arrakis-nb-");
   const out = path.join(tmp, "out");
   const r = spawnSync(process.execPath, [DEMO, "--out", out, "--prefix", path.join(tmp, "prefix"), "--notebook", notebook], {
     encoding: "utf8",

@@ -6,7 +6,6 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { readSafetensors } from "../src/io/safetensors";
@@ -15,9 +14,10 @@ import { parameterShapes } from "../src/train/tiny-gpt2";
 import { repeatedSequences, trainingSequence, Rng, VOCAB, BOS_ID, UNK_ID, FIRST_WORD_ID } from "../src/train/synthetic";
 import { forwardJs, loadGpt2Dir } from "../src/train/circuit";
 import { ArrakisError } from "../src/errors";
+import { scratchDir } from "./helpers";
 
 const shippedDir = path.join(__dirname, "..", "src", "assets", "induction-2l");
-const outDir = fs.mkdtempSync(path.join(os.tmpdir(), "arrakis-train-"));
+const outDir = scratchDir("arrakis-train-");
 let run: TrainResult | undefined;
 
 async function shortRun(): Promise<TrainResult> {

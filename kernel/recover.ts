@@ -79,5 +79,5 @@ function withBenchTools(objects: unknown[]): unknown[] {
 /** Tools first (their restore may remove hooks they own), then every hook left on the models. */
 export function restoreModels(tools: unknown[], models: unknown[]): void {
   callEach(withBenchTools(tools), "restoreAll");
-  callEach(models, "resetHooks");
+  callEach(models, "restoreAll");
 }

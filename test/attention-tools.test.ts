@@ -228,19 +228,23 @@ test("mean ablation replaces the head's z by its mean over the reference's posit
 
 // ------------------------------------------------------------------------------------------ merging
 
-test("mergeHeads(l, a, b, 1.0) equals ablating b alone; weights after restore are the same objects and values", () => {
+test("weight merge: mergeHeads(l, a, b, 1.0, { mode: \"weights\" }) equals ablating b alone; weights after restore are the same objects and values", () => {
   const attn0 = model.params.layers[1].attn;
   const before = { wQ: attn0.wQ.dataSync().slice(), wO: attn0.wO.dataSync().slice(), bQ: attn0.bQ!.dataSync().slice() };
   const clean = logitsOf(rows);
   const base = tf.memory().numTensors;
   const ablateB = attention.withAblatedHead(1, 2, () => logitsOf(rows));
-  const m = attention.mergeHeads(1, 0, 2, 1.0);
+  const version = model.edits.layerVersion(1);
+  const m = attention.mergeHeads(1, 0, 2, 1.0, { mode: "weights" });
   assert.notEqual(model.params.layers[1].attn, attn0);
+  assert.equal(model.edits.layerVersion(1), version + 1, "a weight swap bumps the layer's version");
+  assert.equal(model.edits.layerVersion(0), 0, "other layers keep theirs");
   const merged = logitsOf(rows);
   const err = maxAbsDiff(merged, ablateB);
   assert.ok(err <= 1e-5, `merge(alpha=1) vs ablate b: ${err}`);
   m.restore();
   m.restore();
+  assert.equal(model.edits.layerVersion(1), version + 2, "restoring bumps it again (an engine copy must be rebuilt)");
   assert.equal(tf.memory().numTensors, base, "merged weights freed on restore");
   const attn1 = model.params.layers[1].attn;
   assert.equal(attn1, attn0, "the original attention params object is back");
@@ -251,7 +255,7 @@ test("mergeHeads(l, a, b, 1.0) equals ablating b alone; weights after restore ar
   assertBitIdentical(logitsOf(rows), clean, "logits after merge restore");
 });
 
-test("mergeHeads(l, a, b, 0.0) moves b into a's slot: a's weights and z become b's, and the model equals ablating a", () => {
+test("weight merge (l, a, b, 0.0) moves b into a's slot: a's weights and z become b's, and the model equals ablating a", () => {
   const zName = "blocks.0.attn.hook_z";
   const cleanRun = model.runWithCache(rows, { names: [zName] });
   const cleanZ = cleanRun.cache.get(zName).arraySync() as number[][][][];
@@ -263,7 +267,7 @@ test("mergeHeads(l, a, b, 0.0) moves b into a's slot: a's weights and z become b
   const cols = (w: tf.Tensor2D, h: number) => (tf.tidy(() => tf.slice(w, [0, h * dh], [-1, dh]).arraySync()) as number[][]);
   const rowsOf = (w: tf.Tensor2D, h: number) => (tf.tidy(() => tf.slice(w, [h * dh, 0], [dh, -1]).arraySync()) as number[][]);
   const base = tf.memory().numTensors;
-  attention.withMergedHeads(0, 1, 3, 0.0, () => {
+  attention.withMergedHeads(0, 1, 3, 0.0, { mode: "weights" }, () => {
     const q = model.params.layers[0].attn;
     assert.deepEqual(cols(q.wQ, 1), cols(p.wQ, 3), "wQ slot 1 = head 3");
     assert.deepEqual(cols(q.wK, 1), cols(p.wK, 3), "wK slot 1 = head 3");
@@ -283,18 +287,18 @@ test("mergeHeads(l, a, b, 0.0) moves b into a's slot: a's weights and z become b
   assert.equal(tf.memory().numTensors, base);
 });
 
-test("mergeHeads mixes with alpha, refuses a second merge in the same layer, and restores after a throw", () => {
+test("weight merge mixes with alpha, refuses a second weight merge in the same layer, and restores after a throw", () => {
   const p = model.params.layers[0].attn;
   const dh = 16;
-  const m = attention.mergeHeads(0, 0, 2, 0.25);
+  const m = attention.mergeHeads(0, 0, 2, 0.25, { mode: "weights" });
   const merged = tf.tidy(() => tf.slice(model.params.layers[0].attn.wQ, [0, 0], [-1, dh]).arraySync()) as number[][];
   const [a, b] = tf.tidy(() => [tf.slice(p.wQ, [0, 0], [-1, dh]).arraySync(), tf.slice(p.wQ, [0, 2 * dh], [-1, dh]).arraySync()]) as number[][][];
   assert.ok(maxAbsDiff(merged.flat(), a.flat().map((x, i) => Math.fround(Math.fround(0.25 * x) + Math.fround(0.75 * b.flat()[i])))) < 1e-6);
-  throwsArrakis(() => attention.mergeHeads(0, 1, 3), /already has an active merge/);
-  const other = attention.mergeHeads(1, 1, 3); // another layer is fine
+  throwsArrakis(() => attention.mergeHeads(0, 1, 3, 0.5, { mode: "weights" }), /layer 0's attn weights are already edited/);
+  const other = attention.mergeHeads(1, 1, 3, 0.5, { mode: "weights" }); // another layer is fine
   other.restore();
   m.restore();
-  assert.throws(() => attention.withMergedHeads(0, 0, 1, () => {
+  assert.throws(() => attention.withMergedHeads(0, 0, 1, 0.5, { mode: "weights" }, () => {
     throw new Error("inside");
   }), /inside/);
   assert.equal(model.params.layers[0].attn, p);
@@ -305,10 +309,10 @@ test("changes are tracked per model: a second AttentionTools of the same model s
   const other = new AttentionTools(model); // e.g. the kernel's `attention` and `exp.tools.attention`
   const clean = logitsOf(rows);
   const p = model.params.layers[0].attn;
-  attention.mergeHeads(0, 0, 1);
+  attention.mergeHeads(0, 0, 1, 0.5, { mode: "weights" });
   attention.ablateHead(1, 1);
   assert.equal(other.active.length, 2);
-  throwsArrakis(() => other.mergeHeads(0, 2, 3), /layer 0 already has an active merge/);
+  throwsArrakis(() => other.mergeHeads(0, 2, 3, 0.5, { mode: "weights" }), /layer 0's attn weights are already edited/);
   other.restoreAll();
   assert.equal(attention.active.length, 0);
   assert.equal(model.params.layers[0].attn, p);
@@ -316,7 +320,7 @@ test("changes are tracked per model: a second AttentionTools of the same model s
   assertBitIdentical(logitsOf(rows), clean, "logits after restoreAll from another instance");
 });
 
-test("GQA (llama, 4 heads / 2 kv heads): merging heads of one kv group mixes q/o only; different kv groups are refused unless alpha = 1", () => {
+test("GQA (llama, 4 heads / 2 kv heads), weight merge: heads of one kv group mix q/o only; different kv groups are refused unless alpha = 1", () => {
   const tools = new AttentionTools(llama);
   const r = rows;
   const clean = logitsOf(r, llama);
@@ -327,7 +331,7 @@ test("GQA (llama, 4 heads / 2 kv heads): merging heads of one kv group mixes q/o
   cleanRun.cache.dispose();
   const p = llama.params.layers[0].attn;
   noLeaks(() =>
-    tools.withMergedHeads(0, 0, 1, 0.0, () => {
+    tools.withMergedHeads(0, 0, 1, 0.0, { mode: "weights" }, () => {
       const q = llama.params.layers[0].attn;
       assert.equal(q.wK, p.wK, "shared k untouched");
       assert.equal(q.wV, p.wV, "shared v untouched");
@@ -339,8 +343,8 @@ test("GQA (llama, 4 heads / 2 kv heads): merging heads of one kv group mixes q/o
     }),
     llama,
   );
-  throwsArrakis(() => tools.mergeHeads(0, 0, 2, 0.5), /head 0 reads kv head 0 and head 2 reads kv head 1.*heads 0\.\.1/);
-  const onlyRemove = tools.withMergedHeads(0, 0, 2, 1, () => logitsOf(r, llama));
+  throwsArrakis(() => tools.mergeHeads(0, 0, 2, 0.5, { mode: "weights" }), /head 0 reads kv head 0 and head 2 reads kv head 1.*heads 0\.\.1/);
+  const onlyRemove = tools.withMergedHeads(0, 0, 2, 1, { mode: "weights" }, () => logitsOf(r, llama));
   const ablate2 = tools.withAblatedHead(0, 2, () => logitsOf(r, llama));
   assert.ok(maxAbsDiff(onlyRemove, ablate2) <= 1e-5);
   // HF's llama ablation fixture (query head 1 of layer 0)
@@ -348,6 +352,117 @@ test("GQA (llama, 4 heads / 2 kv heads): merging heads of one kv group mixes q/o
   const ablated = tools.withAblatedHead(0, 1, () => logitsOf(r, llama));
   assert.ok(maxAbsDiff(ablated, llamaRef.get("ablated.logits")!.data) <= 1e-4);
   assertBitIdentical(logitsOf(r, llama), clean, "llama logits after restore");
+});
+
+/** Cached `[batch, head, q, k]` patterns, `[batch, pos, kv_head, d_head]` values and `[batch, pos, head, d_head]` z of one layer. */
+function layerActs(m: HookedAutoModel, l: number, input: number[][]) {
+  const names = [`blocks.${l}.attn.hook_pattern`, `blocks.${l}.attn.hook_v`, `blocks.${l}.attn.hook_z`];
+  const { logits, cache } = m.runWithCache(input, { names });
+  const [A, v, z] = names.map((n) => cache.get(n).arraySync()) as [number[][][][], number[][][][], number[][][][]];
+  logits.dispose();
+  cache.dispose();
+  return { A, v, z };
+}
+
+test("pattern merge (default): h1 attends with alpha·A1 + (1−alpha)·A2 and keeps its values; h2 removed, kept or blended; restore is bit-exact", () => {
+  const clean = logitsOf(rows);
+  const c = layerActs(model, 0, rows);
+  const alpha = 0.3;
+  const H = 4, T = 16, dh = 16;
+  const version = model.edits.layerVersion(0);
+  for (const h2mode of ["remove", "keep", "blend"] as const) {
+    const base = tf.memory().numTensors;
+    const m = attention.mergeHeads(0, 1, 3, alpha, { h2: h2mode });
+    assert.equal(m.mode, "patterns");
+    assert.equal(model.edits.layerVersion(0), version, "a pattern merge leaves the weights alone");
+    const e = layerActs(model, 0, rows);
+    let worstA = 0, worstZ = 0;
+    for (let b = 0; b < 2; b++) {
+      for (let q = 0; q < T; q++) {
+        const blend = c.A[b][1][q].map((a1, k) => alpha * a1 + (1 - alpha) * c.A[b][3][q][k]); // float64, by hand
+        worstA = Math.max(worstA, maxAbsDiff(e.A[b][1][q], blend));
+        const want3 = h2mode === "keep" ? c.A[b][3][q] : h2mode === "remove" ? new Array(T).fill(0) : blend;
+        worstA = Math.max(worstA, maxAbsDiff(e.A[b][3][q], want3));
+        for (const h of [0, 2]) assert.deepEqual(e.A[b][h][q], c.A[b][h][q], "other heads untouched");
+        // z of h1 = blend @ V of h1 (its own values): alpha·z1 + (1 − alpha)·(A2 @ V1)
+        for (let d = 0; d < dh; d++) {
+          const a2v1 = c.A[b][3][q].reduce((acc, w, k) => acc + w * c.v[b][k][1][d], 0);
+          worstZ = Math.max(worstZ, Math.abs(e.z[b][q][1][d] - (alpha * c.z[b][q][1][d] + (1 - alpha) * a2v1)));
+        }
+      }
+    }
+    assert.ok(worstA < 1e-6, `${h2mode}: max |pattern − hand blend| = ${worstA}`);
+    assert.ok(worstZ < 1e-5, `${h2mode}: max |z1 − blend·V1| = ${worstZ}`);
+    assert.match(String(m), new RegExp(`L0: H1 pattern ← 0.3·H1 \\+ 0.7·H3, H3 ${h2mode === "remove" ? "removed" : h2mode === "keep" ? "kept" : "gets the same blend"}; active`));
+    m.restore();
+    assert.ok(!m.active);
+    assert.equal(tf.memory().numTensors, base);
+    assertBitIdentical(logitsOf(rows), clean, `logits after restoring a ${h2mode} pattern merge`);
+  }
+  // alpha = 1 with h2 removed is exactly the zero ablation of h2; pattern merges stack in one layer
+  const removeOnly = attention.withMergedHeads(1, 0, 2, 1, () => logitsOf(rows));
+  const ablate2 = attention.withAblatedHead(1, 2, () => logitsOf(rows));
+  assert.ok(maxAbsDiff(removeOnly, ablate2) <= 1e-6);
+  const a = attention.mergeHeads(0, 0, 1);
+  const b = attention.mergeHeads(0, 2, 3);
+  assert.equal(attention.active.length, 2);
+  attention.restoreAll();
+  assert.ok(!a.active && !b.active);
+  assertBitIdentical(logitsOf(rows), clean, "after two stacked pattern merges");
+});
+
+test("pattern merge under GQA needs no refusal: llama heads of different kv groups blend their patterns", () => {
+  const tools = new AttentionTools(llama);
+  const clean = logitsOf(rows, llama);
+  const c = layerActs(llama, 0, rows);
+  noLeaks(() =>
+    tools.withMergedHeads(0, 0, 2, 0.5, () => {
+      const e = layerActs(llama, 0, rows);
+      let worst = 0;
+      for (let q = 0; q < 16; q++) {
+        for (let d = 0; d < 16; d++) {
+          // head 0 reads kv head 0: z0 = 0.5·z0 + 0.5·(A2 @ V_kv0)
+          const a2v = c.A[0][2][q].reduce((acc, w, k) => acc + w * c.v[0][k][0][d], 0);
+          worst = Math.max(worst, Math.abs(e.z[0][q][0][d] - (0.5 * c.z[0][q][0][d] + 0.5 * a2v)));
+        }
+        assert.ok(e.A[0][2][q].every((x) => x === 0), "head 2 removed");
+      }
+      assert.ok(worst < 1e-5, `GQA z of the merged head: ${worst}`);
+    }),
+    llama,
+  );
+  assertBitIdentical(logitsOf(rows, llama), clean, "llama after a pattern merge");
+});
+
+test("the model owns its edits: resetHooks() and restoreAll() undo merges, ablations and user hooks, and every handle says so", () => {
+  const clean = logitsOf(rows);
+  const p1 = model.params.layers[1].attn;
+  const weights = attention.mergeHeads(1, 0, 1, 0.5, { mode: "weights" });
+  const pattern = attention.mergeHeads(0, 2, 3);
+  const ablation = attention.ablateHead(0, 1, { mode: "mean", reference: rows });
+  const user = model.addHook("blocks.1.hook_resid_post", (x) => tf.mul(x, 2));
+  assert.equal(model.edits.active.length, 4);
+  assert.deepEqual(model.edits.active.map((e) => e.kind), ["merge", "merge", "ablation", "hook"]);
+  assert.match(String(model.edits), /4 active/);
+  const base = tf.memory().numTensors;
+  model.resetHooks(); // once left the weight merge applied while its handle said "active"
+  assert.ok(!weights.active && !pattern.active && !ablation.active, "no handle says active once its edit is gone");
+  assert.equal(model.params.layers[1].attn, p1, "merged weights swapped back");
+  assert.ok(tf.memory().numTensors < base, "the merge's weights and the mean vector are freed");
+  assert.equal(model.edits.active.length, 0);
+  assert.equal(model.hookCount, 0);
+  assertBitIdentical(logitsOf(rows), clean, "after resetHooks");
+  user.remove(); // harmless: already removed
+  weights.restore();
+  assert.equal(model.edits.layerVersion(1) % 2, 0, "swapped and swapped back once each: even version");
+
+  attention.ablateHead(1, 1);
+  model.addHook("hook_embed", () => undefined);
+  attention.restoreAll(); // the tools restore their own edits, the user's hook stays
+  assert.deepEqual(model.edits.active.map((e) => e.kind), ["hook"]);
+  model.restoreAll();
+  assert.equal(model.hookCount, 0);
+  throwsArrakis(() => model.edits.layerVersion(2), /layer must be an integer in \[0, 1\], got 2/);
 });
 
 // ------------------------------------------------------------------------------------------ comparisons
@@ -459,6 +574,8 @@ test("every argument is validated with a clear message", () => {
   throwsArrakis(() => attention.mergeHeads(0, 1, 1), /two different heads, got h1 = h2 = 1/);
   throwsArrakis(() => attention.mergeHeads(0, 0, 1, 1.5), /alpha must be a number in \[0, 1\], got 1\.5/);
   throwsArrakis(() => attention.mergeHeads(0, 0, 1, NaN), /alpha must be a number in \[0, 1\]/);
+  throwsArrakis(() => attention.mergeHeads(0, 0, 1, 0.5, { mode: "pattern" } as never), /mode must be "patterns" or "weights", got "pattern"/);
+  throwsArrakis(() => attention.mergeHeads(0, 0, 1, 0.5, { h2: "drop" } as never), /h2 must be "keep", "remove" or "blend", got "drop"/);
   throwsArrakis(() => attention.withAblatedHead(0, 1, {} as never), /expects a callback/);
   throwsArrakis(() => attention.ablationComparison([rows[0][0]], 0, 1), /at least 2 tokens/);
   throwsArrakis(() => attention.headAblationSweep(rows, { metric: "acc" as never }), /metric must be "loss" or a function/);

@@ -534,5 +534,11 @@ export function attentionHeatmap(props: AttentionHeatmapProps): MimeBundle {
   });
 }
 
+/** The text/plain of `attentionHeatmap(props)` alone (title and summary), without drawing anything. */
+export function attentionText(props: AttentionHeatmapProps): string {
+  const d = prepare(props);
+  return `${d.title}\n${plainText(d)}`.trimEnd();
+}
+
 /** Exposed for tests and for views built on the same data. */
 export const _internal = { prepare };

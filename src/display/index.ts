@@ -13,7 +13,7 @@
  */
 export { type MimeBundle, type Displayable, isDisplayable, toMimeBundle } from "./mime";
 export { formatToken, uniqueLabels, VISIBLE } from "./tokens";
-export { attentionHeatmap, type AttentionHeatmapProps, HEATMAP_MAX_TOKENS, HEATMAP_MAX_TOKENS_MANY_HEADS } from "./attention";
+export { attentionHeatmap, attentionText, type AttentionHeatmapProps, HEATMAP_MAX_TOKENS, HEATMAP_MAX_TOKENS_MANY_HEADS } from "./attention";
 export { topAttendedView, type TopAttendedProps, TOP_ATTENDED_MAX_BARS } from "./topAttended";
 export { ablationComparisonView, type AblationComparisonProps, ABLATION_MAX_POSITIONS } from "./ablation";
 export { headGridView, type HeadGridProps } from "./headGrid";

@@ -20,6 +20,7 @@ import { TextTokenizer } from "../io/tokenizer";
 import { ActivationCache } from "./cache";
 import { block, embed, type PointFn, unembed } from "./forward";
 import { HookedAutoConfig } from "./config";
+import { ModelEdits } from "./edits";
 import { type HookFn, type HookHandle, type HookPointInfo, HookRegistry, type HookSpec, type HookTarget, hookPointsFor } from "./hooks";
 import { initParams } from "./init";
 import { idsFromTensor, type ModelInput, validateIds } from "./input";
@@ -65,8 +66,10 @@ export class HookedAutoModel {
   prependBos: boolean;
   /** Where the weights came from (a folder, or "random(seed=…)"). */
   readonly source: string;
-  /** @internal The weights; tools that edit weights (mergeHeads) swap entries and restore them. */
+  /** @internal The weights; only the edit ledger (`edits.swapLayer`) swaps entries, and restores them. */
   params: ModelParams;
+  /** Every change to the model that outlives a forward pass (hooks, ablations, merges): see `restoreAll()`. */
+  readonly edits: ModelEdits;
   private readonly hooks: HookRegistry;
   private disposed = false;
 
@@ -79,6 +82,7 @@ export class HookedAutoModel {
     this.hooks = new HookRegistry(this.hookNames);
     const seed = options.seed ?? 0;
     this.params = params ?? tidyParams(() => initParams(this.cfg, seed));
+    this.edits = new ModelEdits(this.hooks, () => this.params);
     this.source = source ?? `random(seed=${seed})`;
     this.tokenizer = options.tokenizer ?? null;
     this.prependBos = options.prependBos ?? this.tokenizer?.addsBos ?? false;
@@ -150,15 +154,23 @@ export class HookedAutoModel {
 
   // ---------------------------------------------------------------- hooks
 
-  /** Attaches a hook that stays until `handle.remove()` or `resetHooks()`; used by the tools' ablations. */
+  /** Attaches a hook that stays until `handle.remove()`, `restoreAll()` or `resetHooks()` (recorded in `edits`). */
   addHook(target: HookTarget, fn: HookFn): HookHandle {
     this.checkAlive();
-    return this.hooks.add(target, fn);
+    return this.edits.addHook(target, fn);
   }
 
-  /** Removes every attached hook (the kernel calls this after an interrupt). */
+  /**
+   * Undoes every edit of the model, newest first: user hooks, head ablations, merges (weights swapped back).
+   * The kernel calls this after an interrupt.
+   */
+  restoreAll(): void {
+    this.edits.restoreAll();
+  }
+
+  /** The same as `restoreAll()`: a hook-based edit cannot be removed while the rest of it stays applied. */
   resetHooks(): void {
-    this.hooks.clear();
+    this.edits.restoreAll();
   }
 
   /** Number of hooks currently attached. */
@@ -222,8 +234,8 @@ export class HookedAutoModel {
   /** Frees the weights; the model cannot be used afterwards. */
   dispose(): void {
     if (this.disposed) return;
+    this.edits.restoreAll(); // swapped-in weights are freed and the originals put back before they are freed
     this.disposed = true;
-    this.hooks.clear();
     disposeParams(this.params);
   }
 

@@ -98,7 +98,7 @@ class Lifecycle(unittest.TestCase):
         self.interrupted("attention.ablateHead(0, 0); while (true) { fingerprint(); }")
         self.assert_model_clean()
         # a head merge left on while pure JavaScript spins (hard stop): weights are swapped back
-        self.interrupted("attention.mergeHeads(0, 0, 1); while (true) {}")
+        self.interrupted('attention.mergeHeads(0, 0, 1, 0.5, { mode: "weights" }); while (true) {}')
         self.assert_model_clean()
 
     def test_bad_cells_leave_kernel_working(self):

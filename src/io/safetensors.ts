@@ -71,7 +71,23 @@ export function parseHeader(headerPrefix: Uint8Array, totalBytes: number, label:
     }
     entries.set(name, checkEntry(name, raw, dataBytes, label));
   }
+  checkNoOverlap(entries, label);
   return { entries, metadata, dataStart };
+}
+
+/**
+ * Two tensors sharing bytes would alias each other's data (a write to one shows in the other, and a crafted
+ * file can make one weight read another's bytes as a different dtype); the reference implementation refuses it.
+ */
+function checkNoOverlap(entries: Map<string, SafetensorsEntry>, label: string): void {
+  const spans = [...entries].filter(([, e]) => e.data_offsets[1] > e.data_offsets[0]).sort((a, b) => a[1].data_offsets[0] - b[1].data_offsets[0]);
+  for (let i = 1; i < spans.length; i++) {
+    const [prevName, prev] = spans[i - 1];
+    const [name, cur] = spans[i];
+    if (cur.data_offsets[0] < prev.data_offsets[1]) {
+      fail(`${label}: malformed safetensors header: tensors ${show(prevName)} ${show(prev.data_offsets)} and ${show(name)} ${show(cur.data_offsets)} overlap; each tensor must have bytes of its own`);
+    }
+  }
 }
 
 function checkEntry(name: string, raw: unknown, dataBytes: number, label: string): SafetensorsEntry {
@@ -147,6 +163,7 @@ export class SafetensorsFile {
   private constructor(readonly path: string, readonly header: SafetensorsHeader, private readonly fd: number) {}
 
   static open(path: string): SafetensorsFile {
+    checkRegularFile(path, "safetensors file");
     let fd: number;
     try {
       fd = fs.openSync(path, "r");
@@ -177,13 +194,49 @@ export class SafetensorsFile {
     const entry = this.header.entries.get(name) ?? fail(`${this.path}: no tensor named ${show(name)}`);
     const [begin, end] = entry.data_offsets;
     const bytes = new Uint8Array(end - begin);
-    fs.readSync(this.fd, bytes, 0, end - begin, this.header.dataStart + begin);
+    const got = readFully(this.fd, bytes, this.header.dataStart + begin);
+    // The header was checked against the file's size when it was opened; a short read means it shrank since.
+    if (got !== end - begin) fail(`${this.path}: truncated safetensors file: tensor ${show(name)} needs ${end - begin} bytes but only ${got} could be read (the file changed after it was opened)`);
     return decodeTensor(entry, bytes);
   }
 
   close(): void {
     fs.closeSync(this.fd);
   }
+}
+
+/**
+ * Refuses anything but a regular file (symbolic links to one are fine: the Hub cache is made of them). Opening
+ * a FIFO for reading blocks until a writer appears, which would hang the loader; a device or folder is no file.
+ */
+export function checkRegularFile(file: string, what: string): void {
+  let stat: fs.Stats | undefined;
+  try {
+    stat = fs.statSync(file, { throwIfNoEntry: false });
+  } catch (e) {
+    fail(`cannot read ${what} ${show(file)}: ${(e as Error).message}`);
+  }
+  if (!stat) fail(`${what} ${show(file)} does not exist`);
+  if (!stat.isFile()) fail(`${what} ${show(file)} is not a regular file (it is ${fileKind(stat)}); expected a file`);
+}
+
+function fileKind(s: fs.Stats): string {
+  if (s.isDirectory()) return "a folder";
+  if (s.isFIFO()) return "a named pipe (FIFO), which would block the reader";
+  if (s.isSocket()) return "a socket";
+  if (s.isCharacterDevice() || s.isBlockDevice()) return "a device";
+  return "not a file";
+}
+
+/** Reads `into.length` bytes from `position` (one readSync returns at most 2 GiB); returns the bytes read. */
+function readFully(fd: number, into: Uint8Array, position: number): number {
+  let got = 0;
+  while (got < into.length) {
+    const n = fs.readSync(fd, into, got, into.length - got, position + got);
+    if (n === 0) break; // end of file
+    got += n;
+  }
+  return got;
 }
 
 function parseHeaderLengthOnly(lenBuf: Uint8Array, size: number, label: string): void {

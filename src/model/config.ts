@@ -52,6 +52,7 @@ export class HookedAutoConfig {
     this.ignoredKeys = unknown;
     this.hf = Object.freeze({ ...this.adapter.defaults, ...renamed, model_type: this.adapter.aliases[0] });
     this.dims = Object.freeze(this.adapter.dims(this.hf));
+    checkScalars(this.dims, this.hf);
   }
 
   /** The config as a Hugging Face config.json object. */
@@ -70,4 +71,19 @@ function applyAttributeMap(fields: HfConfig, map: Record<string, string>): HfCon
     delete out[alias];
   }
   return out;
+}
+
+/**
+ * Values every family reads the same way, checked once here rather than in each adapter: a negative norm
+ * epsilon makes the normaliser divide by sqrt(variance - |eps|) (NaN for small variances), and a rotary base
+ * of 0 or below gives infinite or NaN angles.
+ */
+function checkScalars(dims: ModelDims, hf: HfConfig): void {
+  const key = (candidates: string[], fallback: string) => candidates.find((k) => typeof hf[k] === "number") ?? fallback;
+  if (!(dims.normEps >= 0)) {
+    fail(`config field ${key(["layer_norm_epsilon", "layer_norm_eps", "rms_norm_eps"], "layer_norm_epsilon")} must be a number ≥ 0 (typically 1e-5 or 1e-6), got ${show(dims.normEps)}`);
+  }
+  if (dims.positional === "rotary" && !(dims.rotaryBase > 0)) {
+    fail(`config field ${key(["rope_theta", "rotary_emb_base"], "rope_theta")} must be a number > 0 (typically 10000), got ${show(dims.rotaryBase)}`);
+  }
 }

@@ -10,12 +10,8 @@
  * Each block runs in its own `tf.tidy`, so intermediates never outlive their block (and the wasm heap, which
  * never shrinks, only ever holds one block's worth of them).
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../backend";
 import { ArrakisError, fail, show } from "../errors";
-import { readCheckpoint, readConfigJson } from "../io/hf-dir";
 import { TextTokenizer } from "../io/tokenizer";
 import { ActivationCache } from "./cache";
 import { block, embed, type PointFn, unembed } from "./forward";
@@ -23,9 +19,10 @@ import { HookedAutoConfig } from "./config";
 import { ModelEdits } from "./edits";
 import { type HookFn, type HookHandle, type HookPointInfo, HookRegistry, type HookSpec, type HookTarget, hookPointsFor } from "./hooks";
 import { initParams } from "./init";
+import { loadPretrained, type PretrainedOptions } from "./load";
+import { disposeParams, tidyParams } from "./params";
 import { idsFromTensor, type ModelInput, validateIds } from "./input";
 import type { ModelDims, ModelParams } from "./types";
-import { WeightReader } from "./weights";
 
 export interface ModelOptions {
   /** Seed of the random initialisation (default 0). */
@@ -92,22 +89,14 @@ export class HookedAutoModel {
    * Loads a Hugging Face checkpoint folder (config.json + safetensors [+ tokenizer.json]) or a Hub id.
    * With no argument, loads the small model shipped with the package.
    */
-  static async fromPretrained(dirOrId?: string, options: Omit<ModelOptions, "seed"> & Record<string, unknown> = {}): Promise<HookedAutoModel> {
-    await initBackend();
-    const dir = dirOrId === undefined ? embeddedModelDir() : await resolveModelDir(dirOrId, options);
-    const hf = readConfigJson(dir);
-    const config = new HookedAutoConfig({ ...hf, name: String(hf.model_type ?? hf.name ?? "") }, { strict: false });
-    const stored = readCheckpoint(dir);
-    const reader = new WeightReader(stored, config.adapter.weightPrefixes, config.adapter.ignoredWeights);
-    const params = tidyParams(() => config.adapter.loadWeights(reader, config.dims));
+  static async fromPretrained(dirOrId?: string, options: PretrainedOptions = {}): Promise<HookedAutoModel> {
+    const { config, params, tokenizer, dir } = await loadPretrained(dirOrId, options);
     try {
-      reader.finish(config.name);
+      return new HookedAutoModel(config, { ...options, tokenizer }, params, dir);
     } catch (e) {
       disposeParams(params);
       throw e;
     }
-    const tokenizer = options.tokenizer ?? TextTokenizer.fromDir(dir);
-    return new HookedAutoModel(config, { ...options, tokenizer }, params, dir);
   }
 
   // ---------------------------------------------------------------- tokens
@@ -324,41 +313,4 @@ export function tokenLosses(logits: tf.Tensor3D, rows: number[][]): number[][] {
 
 function mean(xs: number[]): number {
   return xs.reduce((a, b) => a + b, 0) / xs.length;
-}
-
-/** tf.tidy for a function returning the parameter tree (which tf's TensorContainer type cannot name). */
-export function tidyParams(fn: () => ModelParams): ModelParams {
-  return tf.tidy(() => fn() as unknown as tf.TensorContainer) as unknown as ModelParams;
-}
-
-export function disposeParams(p: ModelParams): void {
-  tf.dispose(p as unknown as tf.TensorContainer);
-}
-
-/** The package root (the folder with package.json), from src/ or dist/src/. */
-export function packageRoot(): string {
-  let dir = __dirname;
-  while (!fs.existsSync(path.join(dir, "package.json"))) {
-    const up = path.dirname(dir);
-    if (up === dir) fail(`cannot find the arrakis-ts package root above ${__dirname}`);
-    dir = up;
-  }
-  return dir;
-}
-
-/** The small model trained for and shipped with the package (see its model card). */
-export function embeddedModelDir(): string {
-  const dir = path.join(packageRoot(), "src", "assets", "induction-2l");
-  if (!fs.existsSync(path.join(dir, "config.json"))) fail(`the embedded model is missing from ${show(dir)} (reinstall the package)`);
-  return dir;
-}
-
-/** A local folder as is; anything else is treated as a Hugging Face Hub id. */
-async function resolveModelDir(dirOrId: string, options: Record<string, unknown>): Promise<string> {
-  if (typeof dirOrId !== "string" || !dirOrId) fail(`fromPretrained expects a folder or a Hub id, got ${show(dirOrId)}`);
-  if (fs.existsSync(dirOrId)) return dirOrId;
-  if (dirOrId.startsWith(".") || dirOrId.startsWith("/") || dirOrId.includes("\\")) fail(`model folder ${show(dirOrId)} does not exist`);
-  // The Hub client is loaded lazily: local folders never touch it (or the network).
-  const hub = require("../io/hub") as { resolvePretrained(id: string, opts?: Record<string, unknown>): Promise<string> };
-  return hub.resolvePretrained(dirOrId, options);
 }

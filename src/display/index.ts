@@ -22,4 +22,9 @@ export { VEGALITE_MIME } from "./vegalite";
 
 /** MIME type of Plotly figures ({data, layout}). */
 export const PLOTLY_MIME = "application/vnd.plotly.v1+json";
+export { labelGridBundle, type LabelGridProps } from "./labelGrid";
+export { patchingView, type PatchingViewProps } from "./patching";
+export { logitLensView, type LogitLensViewProps } from "./logitLens";
+export { attributionView, type AttributionViewProps } from "./attribution";
+export { linkedAttentionView, type LinkedAttentionProps } from "./linkedAttention";
 export { startProgress, setProgressFactory, progressBundle, type Progress, type ProgressFactory } from "./progress";

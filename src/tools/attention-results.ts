@@ -4,7 +4,7 @@
  * prints a text summary.
  */
 import * as tf from "@tensorflow/tfjs";
-import { ablationComparisonView, attentionHeatmap, attentionText, type Displayable, headGridView, type MimeBundle, topAttendedView } from "../display";
+import { ablationComparisonView, attentionHeatmap, attentionText, type Displayable, headGridView, linkedAttentionView, type MimeBundle, topAttendedView } from "../display";
 import { fail, show } from "../errors";
 import { checkCount, fmt, gridText, textTable, tok, topIndices } from "./common";
 
@@ -70,6 +70,37 @@ export class AttentionPattern<V extends number[][] | number[][][] = number[][] |
     const what = this.head === null ? `heads ${this.heads[0]}–${this.heads[this.heads.length - 1]}, .values is [head][q][k]` : `head ${this.head}, .values is [q][k]`;
     const text = attentionText({ tokens: this.tokens, patterns: this.patterns, heads: this.heads, layer: this.layer });
     return `AttentionPattern(layer ${this.layer}, ${what}; ${this.tokens.length} tokens)\n${text}`;
+  }
+}
+
+/**
+ * Every head's pattern of several layers for one sequence, shown as a linked view: tokens as text, head
+ * thumbnails, hover a token to see where it attends and what attends to it (static heatmap without scripts).
+ */
+export class AttentionView implements Displayable {
+  constructor(
+    readonly layers: number[],
+    readonly ids: number[],
+    readonly tokens: string[],
+    /** `[layer entry][head][q][k]`. */
+    readonly patterns: number[][][][],
+    /** The head selected when the view opens. */
+    readonly selected: { layer: number; head: number },
+  ) {}
+
+  toMimeBundle(): MimeBundle {
+    return linkedAttentionView({ tokens: this.tokens, layers: this.layers, patterns: this.patterns, layer: this.selected.layer, head: this.selected.head });
+  }
+
+  toJSON(): object {
+    const { layers, ids, tokens, patterns, selected } = this;
+    return { layers, ids, tokens, patterns, selected };
+  }
+
+  toString(): string {
+    const { layer, head } = this.selected;
+    const text = attentionText({ tokens: this.tokens, patterns: [this.patterns[this.layers.indexOf(layer)][head]], heads: [head], layer });
+    return `AttentionView(layers ${this.layers.join(", ")} × ${this.patterns[0].length} heads, ${this.tokens.length} tokens; selected L${layer}H${head})\n${text}`;
   }
 }
 

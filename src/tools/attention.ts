@@ -26,15 +26,21 @@ import type { Edit } from "../model/edits";
 import { type HookedAutoModel, tokenLosses } from "../model/hooked-model";
 import type { ModelInput } from "../model/input";
 import { type AblationHandle, installAblation, installPatternMerge, installWeightMerge, type MergeHandle, type MergeMode, scoped } from "./attention-edits";
-import { AblationComparison, type AttendedKey, AttentionPattern, type HeadSweep, TopAttended } from "./attention-results";
+import { AblationComparison, type AttendedKey, AttentionPattern, AttentionView, type HeadSweep, TopAttended } from "./attention-results";
+import { type AttributionOptions, type LogitAttribution, logitAttribution } from "./attribution";
+import { type LogitLens, logitLens, type LogitLensOptions } from "./logit-lens";
+import { patchHeads, patchResidual, type PatchingOptions, type PatchingResult } from "./patching";
 import { checkCount, checkHead, checkLayer, checkOptions, checkUnit, oneSequence, topIndices } from "./common";
 import { type DetectorOptions, detectHeads, type HeadScores } from "./detectors";
 import { MERGE_SECOND, type MergeSecond } from "./merge-math";
 import { type AblateOptions, ablateOptions, type ComparisonOptions, headRow, logitChanges, meanZs, prepareSweep, runSweep, runSweepAsync, type SweepOptions } from "./sweeps";
 
-export { AblationComparison, type AblationMode, type AttendedKey, AttentionPattern, HeadSweep, type LogitChange, type QueryTopKeys, TopAttended } from "./attention-results";
+export { AblationComparison, type AblationMode, type AttendedKey, AttentionPattern, AttentionView, HeadSweep, type LogitChange, type QueryTopKeys, TopAttended } from "./attention-results";
 export { AblationHandle, MergeHandle, type MergeMode, type ToolHandle } from "./attention-edits";
 export type { MergeSecond } from "./merge-math";
+export { PatchingResult, type PatchingMetric, type PatchingOptions } from "./patching";
+export { LogitAttribution, type LogitComponent, type ComponentKind, type AttributionOptions } from "./attribution";
+export { LogitLens, type LensEntry, type LogitLensOptions } from "./logit-lens";
 export type { AblateOptions, ComparisonOptions, SweepMetric, SweepOptions } from "./sweeps";
 
 export interface MergeOptions {
@@ -255,6 +261,63 @@ export class AttentionTools {
    */
   async headAblationSweepAsync(input: ModelInput, options: SweepOptions = {}): Promise<HeadSweep> {
     return runSweepAsync(prepareSweep(this.model, input, options));
+  }
+
+  // ------------------------------------------------------------------ circuits (patching.ts, attribution.ts, logit-lens.ts)
+
+  /**
+   * Activation patching of the residual stream: for each layer and position, the corrupted run with the clean
+   * `hook_resid_pre` at that position; the grid is (patched − corrupted) / (clean − corrupted).
+   *
+   *     attention.patchResidual(clean, corrupted, { answer: " Mary", wrong: " John" })   // [layer][position]
+   */
+  patchResidual(clean: ModelInput, corrupted: ModelInput, options: PatchingOptions = {}): PatchingResult {
+    return patchResidual(this.model, clean, corrupted, options);
+  }
+
+  /** Activation patching of each head's output (its z at every position): a `[layer][head]` grid, normalised. */
+  patchHeads(clean: ModelInput, corrupted: ModelInput, options: PatchingOptions = {}): PatchingResult {
+    return patchHeads(this.model, clean, corrupted, options);
+  }
+
+  /**
+   * Direct logit attribution of logit(answer) − logit(wrong) at the last position (or `position`): embeddings,
+   * each head, each MLP, through the final norm with its scale frozen; the parts sum to the model's value.
+   */
+  logitAttribution(input: ModelInput, answer: number | string, wrong: number | string, options: AttributionOptions = {}): LogitAttribution {
+    return logitAttribution(this.model, input, answer, wrong, options);
+  }
+
+  /** The logit lens: the residual after the embeddings and after each layer, decoded; top tokens and the next token's rank. */
+  logitLens(input: ModelInput, options: LogitLensOptions = {}): LogitLens {
+    return logitLens(this.model, input, options);
+  }
+
+  /**
+   * A linked view of every head's pattern (all layers, or `layers`): tokens as text, head thumbnails, hover a
+   * token to see where it attends and what attends to it. Static heatmap of the selected head without scripts.
+   *
+   *     attention.attentionView("the cat sat on the mat", { layer: 1, head: 0 })
+   */
+  attentionView(input: ModelInput, options: { layers?: number[]; layer?: number; head?: number } = {}): AttentionView {
+    const opts = checkOptions("attentionView", options, ["layers", "layer", "head"]);
+    const layers = opts.layers ?? Array.from({ length: this.model.cfg.nLayers }, (_, l) => l);
+    if (!Array.isArray(layers) || !layers.length) fail(`attentionView: layers must be a non-empty list of layer indices, got ${show(layers)}`);
+    layers.forEach((l) => checkLayer(this.model, l));
+    const layer = opts.layer ?? layers[0];
+    if (!layers.includes(layer)) fail(`attentionView: layer ${show(layer)} is not among the layers shown (${layers.join(", ")})`);
+    const head = opts.head ?? 0;
+    checkHead(this.model, head);
+    const row = oneSequence(this.model, input, "attentionView");
+    const names = layers.map((l) => `blocks.${l}.attn.hook_pattern`);
+    const { logits, cache } = this.model.runWithCache([row], { names });
+    try {
+      const patterns = names.map((n) => (cache.get(n).arraySync() as number[][][][])[0]); // [head][q][k]
+      return new AttentionView(layers, row, this.strTokens(row), patterns, { layer, head });
+    } finally {
+      logits.dispose();
+      cache.dispose();
+    }
   }
 
   // ------------------------------------------------------------------ head detectors (see detectors.ts)

@@ -22,7 +22,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { HookedAutoConfig, HookedAutoModel, initBackend } from "../src";
-import { type FamilyCase, INPUT_IDS, familyCases, writeCheckpoint } from "./reference/checkpoints";
+import { type FamilyCase, INPUT_IDS, familyCases, laterCases, writeCheckpoint } from "./reference/checkpoints";
 import { referenceForward, referenceModel } from "./reference/hf-reference";
 import { readTensors } from "./reference/safetensors-mini";
 import { hfFixture, maxAbsDiff, scratchDir } from "./helpers";
@@ -81,8 +81,11 @@ after(() => {
   console.log(["family | logits | patterns | hidden | z | ablated logits | teacher-forced patterns | teacher-forced layer out | teacher-forced z | max|h1|", ...report].join("\n"));
 });
 
-describe("seven families match the float64 Hugging Face reference", () => {
-  familyCases().forEach((c, index) => {
+/** Every case: the first seven families and their variants, then the later families and the RoPE variants. */
+const ALL_CASES = [...familyCases(), ...laterCases()];
+
+describe("every family and RoPE variant matches the float64 Hugging Face reference", () => {
+  ALL_CASES.forEach((c, index) => {
     test(c.label, async () => {
       const dir = checkpointDir(c, index);
       const ref = referenceForward(dir, INPUT_IDS);
@@ -283,10 +286,14 @@ describe("loading errors and config spellings", () => {
     assert.equal(phi.rotaryBase, 250);
   });
 
-  test("unsupported rope scaling is refused with the family named", () => {
+  test("an unknown rope type is refused with the family and the supported types named", () => {
+    assert.throws(
+      () => new HookedAutoConfig({ name: "phi3", ...SMALL.phi3, rope_scaling: { type: "mrope", factor: 2 } }),
+      /phi3: rope type "mrope" is not supported \(supported: default, linear, dynamic, yarn, llama3, longrope\)/,
+    );
     assert.throws(
       () => new HookedAutoConfig({ name: "phi3", ...SMALL.phi3, rope_scaling: { type: "longrope", short_factor: [1], long_factor: [1] } }),
-      /phi3: rope_scaling .*longrope.* not supported/,
+      /phi3: rope_scaling.short_factor has 1 entries; it needs rotary_dim \/ 2 = 8/,
     );
   });
 });

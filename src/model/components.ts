@@ -136,14 +136,42 @@ export function headNorm(x: tf.Tensor4D, w: tf.Tensor2D | undefined, eps: number
   return tf.mul(tf.div(centred, tf.sqrt(tf.add(variance, eps))), w) as tf.Tensor4D; // w broadcasts over [batch, pos]
 }
 
+/**
+ * RMSNorm of queries or keys x `[batch, pos, head, d_head]` with weight w `[head, d_head]` (times (offset + w)):
+ * over each head's features, or over the whole projection (all heads at once, OLMo 2).
+ */
+export function qkRmsNorm(x: tf.Tensor4D, w: tf.Tensor2D, eps: number, offset: number, wholeProjection: boolean): tf.Tensor4D {
+  const axes = wholeProjection ? [2, 3] : [3];
+  const scaled = tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), axes, true), eps)));
+  return tf.mul(scaled, offset ? tf.add(w, offset) : w) as tf.Tensor4D;
+}
+
+/** The query or key norm the model has, if any (reported at `attn.q_norm` / `attn.k_norm`). */
+function qkNormed(c: ModelDims, x: tf.Tensor4D, w: tf.Tensor2D | undefined, point: string, at: At): tf.Tensor4D {
+  if (c.qkNorm) return at(point, headNorm(x, w, c.normEps));
+  if (c.qkRmsNorm && w) return at(point, qkRmsNorm(x, w, c.normEps, c.normWeightOffset, c.qkRmsNorm === "projection"));
+  return x;
+}
+
+/** A projection `[batch·pos, heads·d_head]` as heads `[batch, pos, heads, d_head]`, clamped when the model clips qkv. */
+function projectHeads(c: ModelDims, x2: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D | undefined, shape: [number, number, number, number]): tf.Tensor4D {
+  const y = project(x2, w, b);
+  return tf.reshape(c.clipQkv === undefined ? y : tf.clipByValue(y, -c.clipQkv, c.clipQkv), shape) as tf.Tensor4D;
+}
+
+/** tanh(x / cap) · cap: Gemma 2's soft-capping of attention scores and logits. */
+export function softcap<T extends tf.Tensor>(x: T, cap: number): T {
+  return tf.mul(tf.tanh(tf.div(x, cap)), cap) as T;
+}
+
 /** Multi-head (grouped-query) causal self-attention for one block: x `[batch, pos, d_model]` → same shape. */
 export function attention(c: ModelDims, x: tf.Tensor3D, p: AttnParams, inputs: AttentionInputs, at: At): tf.Tensor3D {
   const [B, T, D] = x.shape;
   const { nHeads: H, nKvHeads: KV, dHead: dh } = c;
   const x2 = tf.reshape(x, [B * T, D]) as tf.Tensor2D;
-  let q = at("attn.hook_q", headNorm(tf.reshape(project(x2, p.wQ, p.bQ), [B, T, H, dh]) as tf.Tensor4D, p.qNorm, c.normEps));
-  let k = at("attn.hook_k", headNorm(tf.reshape(project(x2, p.wK, p.bK), [B, T, KV, dh]) as tf.Tensor4D, p.kNorm, c.normEps));
-  const v = at("attn.hook_v", tf.reshape(project(x2, p.wV, p.bV), [B, T, KV, dh]) as tf.Tensor4D);
+  let q = qkNormed(c, at("attn.hook_q", projectHeads(c, x2, p.wQ, p.bQ, [B, T, H, dh])), p.qNorm, "attn.q_norm.hook_normalized", at);
+  let k = qkNormed(c, at("attn.hook_k", projectHeads(c, x2, p.wK, p.bK, [B, T, KV, dh])), p.kNorm, "attn.k_norm.hook_normalized", at);
+  const v = at("attn.hook_v", projectHeads(c, x2, p.wV, p.bV, [B, T, KV, dh]));
   if (inputs.rotary) {
     q = at("attn.hook_rot_q", applyRotary(q, inputs.rotary));
     k = at("attn.hook_rot_k", applyRotary(k, inputs.rotary));
@@ -152,7 +180,8 @@ export function attention(c: ModelDims, x: tf.Tensor3D, p: AttnParams, inputs: A
   const kvOf = (i: number) => Math.floor(i / H) * KV + Math.floor((i % H) / group); // (batch·head) → (batch·kv_head)
   const qh = tf.reshape(tf.transpose(q, [0, 2, 1, 3]), [B * H, T, dh]) as tf.Tensor3D; // [batch·head, q, d_head]
   const kT = tf.reshape(tf.transpose(k, [0, 2, 3, 1]), [B * KV, dh, T]) as tf.Tensor3D; // [batch·kv_head, d_head, k]
-  const raw = tf.mul(tf.reshape(pairedMatMul(qh, kT, kvOf), [B, H, T, T]), c.attnScale); // [batch, head, q, k]
+  let raw = tf.mul(tf.reshape(pairedMatMul(qh, kT, kvOf), [B, H, T, T]), c.attnScale) as tf.Tensor4D; // [batch, head, q, k]
+  if (c.attnSoftcap !== undefined) raw = softcap(raw, c.attnSoftcap);
   const scores = at("attn.hook_attn_scores", tf.add(tf.mul(raw, inputs.mask.keep), inputs.mask.fill) as tf.Tensor4D);
   const pattern = at("attn.hook_pattern", tf.softmax(scores) as tf.Tensor4D);
   const vh = tf.reshape(tf.transpose(v, [0, 2, 1, 3]), [B * KV, T, dh]) as tf.Tensor3D; // [batch·kv_head, k, d_head]

@@ -8,12 +8,49 @@
  * `fromPretrained` uses because real config.json files carry fields of newer transformers versions.
  */
 import { fail, show } from "../errors";
-import { adapterFor } from "./adapters";
+import { ARRAKIS_NAMES, adapterFor } from "./adapters";
 import { type FamilyAdapter, GENERIC_CONFIG_KEYS, type HfConfig } from "./adapters/adapter";
+import { ropeScalingFromConfig } from "./rope";
 import type { ModelDims } from "./types";
 
+/**
+ * Fields of other families' configs that change the forward pass. A config that sets one of them to a value
+ * other than its neutral one describes a model we would silently compute wrongly, so it is refused by name even
+ * with `strict: false` (which otherwise ignores unknown fields). A family that implements a field lists it in its
+ * configKeys, which takes it out of this check.
+ */
+const MATH_FIELDS: Record<string, (v: unknown) => boolean> = {
+  use_bidirectional_attention: (v) => !v,
+  attention_chunk_size: (v) => v == null,
+  no_rope_layers: (v) => v == null || (Array.isArray(v) && v.every((x) => x === 1)),
+  attn_logit_softcapping: (v) => v == null,
+  final_logit_softcapping: (v) => v == null,
+  query_pre_attn_scalar: (v) => v == null,
+  qk_layernorm: (v) => !v,
+  use_qk_norm: (v) => !v,
+  clip_qkv: (v) => v == null,
+  sliding_window: (v) => v == null,
+  use_sliding_window: (v) => !v,
+  attention_bias: (v) => !v,
+  mlp_bias: (v) => !v,
+  partial_rotary_factor: (v) => v == null || v === 1,
+  rope_local_base_freq: (v) => v == null,
+  embedding_multiplier: (v) => v == null || v === 1,
+  residual_multiplier: (v) => v == null || v === 1,
+  attention_multiplier: (v) => v == null,
+  logits_scaling: (v) => v == null || v === 1,
+  scale_attn_by_inverse_layer_idx: (v) => !v,
+  num_experts: (v) => v == null || v === 0,
+  num_local_experts: (v) => v == null || v === 0,
+  mrope_section: (v) => v == null,
+  text_config: (v) => v == null,
+  vision_config: (v) => v == null,
+  alibi: (v) => !v,
+  position_embedding_type: (v) => v == null || v === "absolute" || v === "rope" || v === "rotary",
+};
+
 export interface HookedAutoConfigFields {
-  /** Arrakis name (`gpt2`, `gpt-neo`, `gpt-neox`, `llama`, `gemma`, `phi3`, `qwen2`, `mistral`, `stable-lm`) or HF model_type. */
+  /** Arrakis name (see `ARRAKIS_NAMES`: gpt2, llama, gemma2, qwen3 …) or HF model_type. */
   name?: string;
   /** Hugging Face config.json fields. */
   [hfField: string]: unknown;
@@ -39,7 +76,7 @@ export class HookedAutoConfig {
   constructor(fields: HookedAutoConfigFields, options: ConfigOptions = {}) {
     if (typeof fields !== "object" || fields === null) fail(`HookedAutoConfig expects an object of config fields, got ${show(fields)}`);
     const name = fields.name ?? fields.model_type;
-    if (name === undefined) fail(`HookedAutoConfig needs a name (one of gpt2, gpt-neo, gpt-neox, llama, gemma, phi3, qwen2, mistral, stable-lm) or a model_type field`);
+    if (name === undefined) fail(`HookedAutoConfig needs a name (one of ${ARRAKIS_NAMES.join(", ")}) or a model_type field`);
     this.adapter = adapterFor(name);
     this.name = this.adapter.family;
     const { name: _drop, ...rest } = fields;
@@ -49,9 +86,13 @@ export class HookedAutoConfig {
     if (unknown.length && options.strict !== false) {
       fail(`unknown config field${unknown.length > 1 ? "s" : ""} for ${this.name}: ${unknown.join(", ")} (known: ${this.adapter.configKeys.join(", ")})`);
     }
+    const harmful = unknown.filter((k) => k in MATH_FIELDS && !MATH_FIELDS[k](renamed[k]));
+    if (harmful.length) {
+      fail(`${this.name}: config field${harmful.length > 1 ? "s" : ""} ${harmful.map((k) => `${k}=${show(renamed[k])}`).join(", ")} change${harmful.length > 1 ? "" : "s"} the forward pass and ${harmful.length > 1 ? "are" : "is"} not implemented for this family`);
+    }
     this.ignoredKeys = unknown;
     this.hf = Object.freeze({ ...this.adapter.defaults, ...renamed, model_type: this.adapter.aliases[0] });
-    this.dims = Object.freeze(this.adapter.dims(this.hf));
+    this.dims = Object.freeze(withRopeScaling(this.adapter.dims(this.hf), this.hf));
     checkScalars(this.dims, this.hf);
   }
 
@@ -59,6 +100,13 @@ export class HookedAutoConfig {
   toJSON(): HfConfig {
     return { ...this.hf };
   }
+}
+
+/** Every rotary family reads `rope_scaling` / `rope_parameters` the same way (HF's modeling_rope_utils). */
+function withRopeScaling(dims: ModelDims, hf: HfConfig): ModelDims {
+  if (dims.positional !== "rotary" || dims.ropeScaling) return dims;
+  const scaling = ropeScalingFromConfig(hf, dims.family, dims.rotaryDim);
+  return scaling ? { ...dims, ropeScaling: scaling } : dims;
 }
 
 /** Renames generic names (hidden_size …) to the family's own, refusing both spellings with different values. */

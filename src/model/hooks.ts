@@ -37,39 +37,76 @@ export interface HookPointInfo {
   description: string;
 }
 
-/** Every hook point a model with these dims has, in forward order. */
+/**
+ * Every hook point a model with these dims has, in forward order: the one list the forward pass may report at
+ * (a name outside it is refused at run time). Points beyond TransformerLens' usual set, where a family has them:
+ * - `attn.q_norm.hook_normalized`, `attn.k_norm.hook_normalized`: queries/keys after the q/k norm (StableLM
+ *   qk_layernorm, Qwen3, Gemma 3, OLMo 2); `hook_q`/`hook_k` are the projections before it;
+ * - `ln1_post.hook_normalized`, `ln2_post.hook_normalized`: the attention/MLP output after its norm (Gemma 2 and
+ *   Gemma 3 sandwich norms; OLMo 2, whose blocks have no input norms and hence no `ln1`/`ln2` points).
+ */
 export function hookPointsFor(c: ModelDims): HookPointInfo[] {
   const pts: HookPointInfo[] = [];
   const add = (name: string, shape: string, layer: number | null, description: string) => pts.push({ name, shape, layer, description });
   add("hook_embed", "[batch, pos, d_model]", null, "token embedding (times the embedding scale, e.g. Gemma's sqrt(d_model))");
   if (c.positional === "learned") add("hook_pos_embed", "[batch, pos, d_model]", null, "learned position embedding");
   const kv = c.nKvHeads === c.nHeads ? "head" : "kv_head";
+  const qkNorm = c.qkNorm ? "per-head LayerNorm" : c.qkRmsNorm === "head" ? "per-head RMSNorm" : c.qkRmsNorm === "projection" ? "RMSNorm over the whole projection" : null;
+  const placement = c.normPlacement ?? "pre";
+  const clip = c.clipQkv === undefined ? "" : `, clamped to ±${c.clipQkv}`;
   for (let l = 0; l < c.nLayers; l++) {
     const b = `blocks.${l}.`;
     add(b + "hook_resid_pre", "[batch, pos, d_model]", l, "residual stream entering the block");
-    add(b + "ln1.hook_normalized", "[batch, pos, d_model]", l, "attention input after the first norm");
-    const normed = c.qkNorm ? ", after the per-head LayerNorm" : "";
-    add(b + "attn.hook_q", "[batch, pos, head, d_head]", l, `queries (before rotary${normed})`);
-    add(b + "attn.hook_k", `[batch, pos, ${kv}, d_head]`, l, c.nKvHeads === c.nHeads ? `keys (before rotary${normed})` : `keys per key/value head (before rotary${normed}); query head h reads kv head h // (head/kv_head)`);
-    add(b + "attn.hook_v", `[batch, pos, ${kv}, d_head]`, l, c.nKvHeads === c.nHeads ? "values" : "values per key/value head; query head h reads kv head h // (head/kv_head)");
+    if (placement !== "post") add(b + "ln1.hook_normalized", "[batch, pos, d_model]", l, "attention input after the first norm");
+    const before = qkNorm ? `before the ${qkNorm} and rotary` : "before rotary";
+    add(b + "attn.hook_q", "[batch, pos, head, d_head]", l, `queries (${before}${clip})`);
+    add(b + "attn.hook_k", `[batch, pos, ${kv}, d_head]`, l, c.nKvHeads === c.nHeads ? `keys (${before}${clip})` : `keys per key/value head (${before}${clip}); query head h reads kv head h // (head/kv_head)`);
+    add(b + "attn.hook_v", `[batch, pos, ${kv}, d_head]`, l, (c.nKvHeads === c.nHeads ? "values" : "values per key/value head; query head h reads kv head h // (head/kv_head)") + clip);
+    if (qkNorm) {
+      add(b + "attn.q_norm.hook_normalized", "[batch, pos, head, d_head]", l, `queries after the ${qkNorm} (before rotary)`);
+      add(b + "attn.k_norm.hook_normalized", `[batch, pos, ${kv}, d_head]`, l, `keys after the ${qkNorm} (before rotary)`);
+    }
     if (c.positional === "rotary") {
       add(b + "attn.hook_rot_q", "[batch, pos, head, d_head]", l, "queries after rotary embedding");
       add(b + "attn.hook_rot_k", `[batch, pos, ${kv}, d_head]`, l, "keys after rotary embedding");
     }
-    add(b + "attn.hook_attn_scores", "[batch, head, query_pos, key_pos]", l, "scaled, masked scores (masked entries are the float32 minimum)");
+    const capped = c.attnSoftcap === undefined ? "" : `, soft-capped to ±${c.attnSoftcap}`;
+    add(b + "attn.hook_attn_scores", "[batch, head, query_pos, key_pos]", l, `scaled${capped}, masked scores (masked entries are the float32 minimum)`);
     add(b + "attn.hook_pattern", "[batch, head, query_pos, key_pos]", l, "post-softmax attention probabilities");
     add(b + "attn.hook_z", "[batch, pos, head, d_head]", l, "attention-weighted values per query head, before the output projection");
-    add(b + "hook_attn_out", "[batch, pos, d_model]", l, "attention output (after the output projection and its bias)");
+    if (placement !== "pre") add(b + "ln1_post.hook_normalized", "[batch, pos, d_model]", l, "attention output (after the output projection) after its norm");
+    add(b + "hook_attn_out", "[batch, pos, d_model]", l, placement === "pre" ? "attention output (after the output projection and its bias)" : "attention output as it joins the residual stream (after its norm)");
     if (!c.parallelResidual) add(b + "hook_resid_mid", "[batch, pos, d_model]", l, "residual stream between attention and MLP");
-    add(b + "ln2.hook_normalized", "[batch, pos, d_model]", l, "MLP input after the second norm");
+    if (placement !== "post") add(b + "ln2.hook_normalized", "[batch, pos, d_model]", l, "MLP input after the second norm (equal to ln1's where the family has one input norm: StableLM parallel, Phi)");
     add(b + "mlp.hook_pre", "[batch, pos, d_mlp]", l, c.gatedMlp ? "gate projection, before the activation" : "MLP hidden layer before the activation");
     if (c.gatedMlp) add(b + "mlp.hook_pre_linear", "[batch, pos, d_mlp]", l, "up projection (multiplied with the activated gate)");
     add(b + "mlp.hook_post", "[batch, pos, d_mlp]", l, "MLP hidden layer after the activation (times the up projection when gated)");
-    add(b + "hook_mlp_out", "[batch, pos, d_model]", l, "MLP output");
+    if (placement !== "pre") add(b + "ln2_post.hook_normalized", "[batch, pos, d_model]", l, "MLP output after its norm");
+    add(b + "hook_mlp_out", "[batch, pos, d_model]", l, placement === "pre" ? "MLP output" : "MLP output as it joins the residual stream (after its norm)");
     add(b + "hook_resid_post", "[batch, pos, d_model]", l, "residual stream leaving the block");
   }
   add("ln_final.hook_normalized", "[batch, pos, d_model]", null, "final norm output (Hugging Face's last hidden_states entry)");
   return pts;
+}
+
+const catalogues = new WeakMap<ModelDims, ReadonlySet<string>>();
+
+/** The catalogue's names for these dims as a set (computed once per dims object). */
+export function hookNameSet(c: ModelDims): ReadonlySet<string> {
+  let names = catalogues.get(c);
+  if (!names) {
+    names = new Set(hookPointsFor(c).map((p) => p.name));
+    catalogues.set(c, names);
+  }
+  return names;
+}
+
+/**
+ * Fails when the forward pass reports at a name the catalogue does not list: the catalogue and the forward code
+ * disagree, which is a bug here, not a user error.
+ */
+export function checkReportedPoint(c: ModelDims, name: string): void {
+  if (!hookNameSet(c).has(name)) fail(`internal error: the ${c.family} forward pass reported hook point ${show(name)}, which hookPointsFor does not list`);
 }
 
 /** The hooks attached to a model, by hook name. */

@@ -41,13 +41,17 @@ export function initParams(c: ModelDims, seed: number): ModelParams {
   const q = c.nHeads * c.dHead;
   const kv = c.nKvHeads * c.dHead;
   const bias = c.normKind === "layernorm"; // LayerNorm families carry biases on their projections
+  // q/k norm weights [heads, d_head]: ones, or zeros under Gemma's (1 + w) convention.
+  const qkWeight = (heads: number) => (c.qkRmsNorm && c.normWeightOffset ? tf.zeros([heads, c.dHead]) : tf.ones([heads, c.dHead])) as tf.Tensor2D;
+  const sandwich = c.normPlacement === "sandwich";
   const layers = Array.from({ length: c.nLayers }, () => ({
     ln1: normP(),
     ln2: normP(),
+    ...(sandwich ? { ln1Post: normP(), ln2Post: normP() } : {}),
     attn: {
       wQ: m(c.dModel, q), wK: m(c.dModel, kv), wV: m(c.dModel, kv), wO: m(q, c.dModel),
       ...(bias ? { bQ: zeros(q), bK: zeros(kv), bV: zeros(kv), bO: zeros(c.dModel) } : {}),
-      ...(c.qkNorm ? { qNorm: tf.ones([c.nHeads, c.dHead]) as tf.Tensor2D, kNorm: tf.ones([c.nKvHeads, c.dHead]) as tf.Tensor2D } : {}),
+      ...(c.qkNorm || c.qkRmsNorm ? { qNorm: qkWeight(c.nHeads), kNorm: qkWeight(c.nKvHeads) } : {}),
     },
     mlp: {
       wIn: m(c.dModel, c.dMlp), wOut: m(c.dMlp, c.dModel),

@@ -4,7 +4,12 @@
  */
 import type * as tf from "@tensorflow/tfjs";
 
-export type FamilyName = "gpt2" | "gpt-neo" | "gpt-neox" | "llama" | "gemma" | "phi3" | "qwen2" | "mistral" | "stable-lm";
+/** The Arrakis family names; the adapter registry (adapters/index.ts) lists one adapter per name. */
+export const FAMILY_NAMES = [
+  "gpt2", "gpt-neo", "gpt-neox", "llama", "gemma", "gemma2", "gemma3", "phi", "phi3", "qwen2", "qwen3", "mistral",
+  "stable-lm", "olmo", "olmo2",
+] as const;
+export type FamilyName = (typeof FAMILY_NAMES)[number];
 
 export type Activation = "gelu_new" | "gelu" | "gelu_pytorch_tanh" | "relu" | "silu";
 
@@ -47,6 +52,68 @@ export interface ModelDims {
    * `qk_layernorm`). Absent or false: no such norm.
    */
   qkNorm?: boolean;
+
+  // ---- Flags of the later families. Absent means the neutral behaviour above; an engine that does not implement
+  // one of them must refuse a model that sets it (`dimsExtensions` lists the ones a model uses).
+
+  /** RoPE frequency scaling (HF `rope_scaling` / `rope_parameters`); absent: plain RoPE. */
+  ropeScaling?: RopeScaling;
+  /** Layers with a sliding window rotate with plain RoPE at this base instead (Gemma 3 `rope_local_base_freq`). */
+  rotaryBaseLocal?: number;
+  /**
+   * RMSNorm of queries and keys after the projection, before rotary, with the model's norm eps and weight offset:
+   * "head" normalises each head's d_head features with one weight shared by all heads (Qwen3, Gemma 3; stored
+   * tiled to `[head, d_head]`), "projection" the whole `head·d_head` projection at once (OLMo 2).
+   */
+  qkRmsNorm?: "head" | "projection";
+  /** Queries, keys and values are clamped to [-clipQkv, clipQkv] after the projection (OLMo `clip_qkv`). */
+  clipQkv?: number;
+  /** Attention scores become tanh(s / c) · c before the mask (Gemma 2 `attn_logit_softcapping`). */
+  attnSoftcap?: number;
+  /** Logits become tanh(l / c) · c (Gemma 2 `final_logit_softcapping`). */
+  finalSoftcap?: number;
+  /**
+   * Where the block's norms sit. "pre" (default): ln1/ln2 normalise the attention/MLP input. "sandwich" (Gemma 2,
+   * Gemma 3): as "pre", and ln1Post/ln2Post normalise the attention/MLP output before it joins the residual.
+   * "post" (OLMo 2): the inputs are not normalised; ln1/ln2 normalise the attention/MLP output.
+   */
+  normPlacement?: "pre" | "sandwich" | "post";
+}
+
+/** RoPE scaling with every field resolved to Hugging Face's value (see rope.ts for the formulas). */
+export interface RopeScaling {
+  kind: "linear" | "dynamic" | "yarn" | "llama3" | "longrope";
+  /** The scaling factor (for yarn/longrope possibly derived from the position counts, as HF derives it). */
+  factor: number;
+  /** Multiplies cos and sin (yarn, longrope); 1 otherwise. */
+  attentionFactor: number;
+  /** Positions the model was pretrained for: llama3's old context, yarn's and longrope's original length. */
+  originalMaxPositions: number;
+  /** `max_position_embeddings` (dynamic NTK compares the sequence length with it). */
+  maxPositions: number;
+  lowFreqFactor?: number;
+  highFreqFactor?: number;
+  betaFast?: number;
+  betaSlow?: number;
+  /** yarn: round the correction range to whole dimensions (HF default true). */
+  truncate?: boolean;
+  /** longrope: per-frequency divisors for sequences up to / beyond originalMaxPositions. */
+  shortFactor?: number[];
+  longFactor?: number[];
+}
+
+/** The optional flags a model uses, by name (an engine refuses what it does not implement). */
+export function dimsExtensions(c: ModelDims): string[] {
+  const used: string[] = [];
+  if (c.qkNorm) used.push("qkNorm");
+  if (c.ropeScaling) used.push(`ropeScaling:${c.ropeScaling.kind}`);
+  if (c.rotaryBaseLocal !== undefined) used.push("rotaryBaseLocal");
+  if (c.qkRmsNorm) used.push(`qkRmsNorm:${c.qkRmsNorm}`);
+  if (c.clipQkv !== undefined) used.push("clipQkv");
+  if (c.attnSoftcap !== undefined) used.push("attnSoftcap");
+  if (c.finalSoftcap !== undefined) used.push("finalSoftcap");
+  if (c.normPlacement && c.normPlacement !== "pre") used.push(`normPlacement:${c.normPlacement}`);
+  return used;
 }
 
 export interface NormParams {
@@ -63,8 +130,8 @@ export interface AttnParams {
   bK?: tf.Tensor1D;
   bV?: tf.Tensor1D;
   bO?: tf.Tensor1D;
-  qNorm?: tf.Tensor2D; // [head, d_head]    per-head LayerNorm weight on queries (when cfg.qkNorm)
-  kNorm?: tf.Tensor2D; // [kv_head, d_head] per-head LayerNorm weight on keys (when cfg.qkNorm)
+  qNorm?: tf.Tensor2D; // [head, d_head]    norm weight on queries (cfg.qkNorm or cfg.qkRmsNorm)
+  kNorm?: tf.Tensor2D; // [kv_head, d_head] norm weight on keys (cfg.qkNorm or cfg.qkRmsNorm)
 }
 
 export interface MlpParams {
@@ -77,8 +144,13 @@ export interface MlpParams {
 }
 
 export interface LayerParams {
+  /** The attention sublayer's norm (on its input, or on its output when cfg.normPlacement is "post"). */
   ln1: NormParams;
+  /** The MLP sublayer's norm (likewise). */
   ln2: NormParams;
+  /** Norms of the attention / MLP outputs when cfg.normPlacement is "sandwich". */
+  ln1Post?: NormParams;
+  ln2Post?: NormParams;
   attn: AttnParams;
   mlp: MlpParams;
 }

@@ -27,7 +27,13 @@ const common = { torch_dtype: "float32", transformers_version: "4.43.4", use_cac
 const layers = (f: (l: number) => Param[]): Param[] => Array.from({ length: L }, (_, l) => f(l)).flat();
 
 /** Llama-style attention + SwiGLU parameter names under `model.layers.{l}.`. */
-function llamaParams(o: { kv: number; hd: number; I: number; qkvBias?: boolean; norm?: "rms" | "ln"; post?: boolean; qkNorm?: boolean }): Param[] {
+function llamaParams(o: {
+  kv: number; hd: number; I: number; qkvBias?: boolean; oBias?: boolean; mlpBias?: boolean; norm?: "rms" | "ln"; post?: boolean; qkNorm?: boolean;
+  /** Norm names: Llama's two, Gemma 2's four (sandwich), OLMo 2's two post norms, or none (OLMo). */
+  norms?: "llama" | "gemma2" | "olmo2" | "none";
+  /** q_norm/k_norm weights: one of size head_dim (Qwen3, Gemma 3) or of the whole projection (OLMo 2). */
+  qkRms?: "head" | "projection";
+}): Param[] {
   const ln = (name: string): Param[] => (o.norm === "ln" ? [[name + ".weight", [D], "norm"], [name + ".bias", [D], "bias"]] : [[name + ".weight", [D], "norm"]]);
   return layers((l) => {
     const p = `model.layers.${l}.`;
@@ -39,7 +45,16 @@ function llamaParams(o: { kv: number; hd: number; I: number; qkvBias?: boolean; 
       [p + "mlp.gate_proj.weight", [o.I, D], "w"], [p + "mlp.up_proj.weight", [o.I, D], "w"], [p + "mlp.down_proj.weight", [D, o.I], "w"],
     ];
     if (o.qkvBias) out.push([a + "q_proj.bias", [H * o.hd], "bias"], [a + "k_proj.bias", [o.kv * o.hd], "bias"], [a + "v_proj.bias", [o.kv * o.hd], "bias"]);
-    if (o.post !== false) out.push(...ln(p + "post_attention_layernorm"));
+    if (o.oBias) out.push([a + "o_proj.bias", [D], "bias"]);
+    if (o.mlpBias) out.push([p + "mlp.gate_proj.bias", [o.I], "bias"], [p + "mlp.up_proj.bias", [o.I], "bias"], [p + "mlp.down_proj.bias", [D], "bias"]);
+    const norms = o.norms ?? "llama";
+    if (norms === "none" || norms === "olmo2") out.splice(0, 1); // no input_layernorm
+    if (norms === "olmo2") out.push(...ln(p + "post_attention_layernorm"), ...ln(p + "post_feedforward_layernorm"));
+    if (norms === "gemma2") out.push(...ln(p + "post_attention_layernorm"), ...ln(p + "pre_feedforward_layernorm"), ...ln(p + "post_feedforward_layernorm"));
+    if (norms === "llama" && o.post !== false) out.push(...ln(p + "post_attention_layernorm"));
+    if (o.qkRms) {
+      out.push([a + "q_norm.weight", [o.qkRms === "head" ? o.hd : H * o.hd], "norm"], [a + "k_norm.weight", [o.qkRms === "head" ? o.hd : o.kv * o.hd], "norm"]);
+    }
     if (o.qkNorm) {
       for (let h = 0; h < H; h++) out.push([`${a}q_layernorm.norms.${h}.weight`, [o.hd], "norm"]);
       for (let h = 0; h < o.kv; h++) out.push([`${a}k_layernorm.norms.${h}.weight`, [o.hd], "norm"]);
@@ -202,6 +217,208 @@ function stablelm(variant: "default" | "parallel+qk_layernorm"): FamilyCase {
       ["model.norm.weight", [D], "norm"], ["model.norm.bias", [D], "bias"], ["lm_head.weight", [V, D], "w"],
     ],
   };
+}
+
+/** Llama with every optional flag: GQA, attention_bias, mlp_bias, head_dim ≠ hidden/heads, tied embeddings. */
+function llamaBiases(): FamilyCase {
+  const I = 128, hd = 24, KV = 2;
+  return {
+    label: "llama (attention_bias, mlp_bias, head_dim 24 ≠ hidden/heads)", family: "llama",
+    config: {
+      ...common, transformers_version: "4.50.0", architectures: ["LlamaForCausalLM"], attention_bias: true, attention_dropout: 0.0,
+      bos_token_id: 1, eos_token_id: 2, head_dim: hd, hidden_act: "silu", hidden_size: D, intermediate_size: I,
+      max_position_embeddings: P, mlp_bias: true, model_type: "llama", num_attention_heads: H, num_hidden_layers: L,
+      num_key_value_heads: KV, pretraining_tp: 1, rms_norm_eps: 1e-5, rope_scaling: null, rope_theta: 10000.0,
+      tie_word_embeddings: true,
+    },
+    params: [["model.embed_tokens.weight", [V, D], "w"], ...llamaParams({ kv: KV, hd, I, qkvBias: true, oBias: true, mlpBias: true }), ["model.norm.weight", [D], "norm"]],
+  };
+}
+
+/**
+ * Llama with one RoPE scaling variant. Lengths are chosen so the 16-token inputs exercise it: dynamic grows its
+ * base beyond max_position_embeddings = 8; llama3's bands (old context 32, base 100) put frequencies in all three
+ * regimes; yarn's original length 32 gives factor 128 / 32 = 4 by either reading of HF's versions.
+ */
+function llamaRope(variant: "linear" | "dynamic" | "yarn" | "llama3"): FamilyCase {
+  const I = 128, KV = 2;
+  const scaling: Record<string, Record<string, unknown>> = {
+    linear: { type: "linear", factor: 2.0 }, // the pre-4.45 spelling of rope_type
+    dynamic: { rope_type: "dynamic", factor: 3.0 },
+    yarn: { rope_type: "yarn", factor: 4.0, original_max_position_embeddings: 32 },
+    llama3: { rope_type: "llama3", factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 32 },
+  };
+  return {
+    label: `llama (rope ${variant})`, family: "llama",
+    config: {
+      ...common, transformers_version: "4.51.3", architectures: ["LlamaForCausalLM"], attention_bias: false, attention_dropout: 0.0,
+      bos_token_id: 1, eos_token_id: 2, head_dim: variant === "linear" ? null : D / H, hidden_act: "silu", hidden_size: D,
+      intermediate_size: I, max_position_embeddings: variant === "dynamic" ? 8 : P, mlp_bias: false, model_type: "llama",
+      num_attention_heads: H, num_hidden_layers: L, num_key_value_heads: KV, pretraining_tp: 1, rms_norm_eps: 1e-5,
+      rope_scaling: scaling[variant], rope_theta: variant === "llama3" ? 100.0 : 10000.0, tie_word_embeddings: false,
+    },
+    params: [
+      ["model.embed_tokens.weight", [V, D], "w"], ...llamaParams({ kv: KV, hd: D / H, I }),
+      ["model.norm.weight", [D], "norm"], ["lm_head.weight", [V, D], "w"],
+    ],
+  };
+}
+
+/** Phi-3 with longrope (Phi-3.5-mini's scheme): long factors beyond original_max_position_embeddings, short below. */
+function phi3Longrope(original: number): FamilyCase {
+  const base = phi3("4.43.4");
+  const half = D / H / 2;
+  return {
+    ...base,
+    label: `phi3 (longrope, ${16 > original ? "long" : "short"} factors)`,
+    config: {
+      ...base.config, transformers_version: "4.49.0", sliding_window: null, max_position_embeddings: P, original_max_position_embeddings: original,
+      rope_scaling: {
+        type: "longrope",
+        short_factor: Array.from({ length: half }, (_, i) => 1 + 0.25 * i),
+        long_factor: Array.from({ length: half }, (_, i) => 1.5 + 1.5 * i),
+      },
+    },
+  };
+}
+
+/** GPT-NeoX with dynamic NTK scaling on its partial rotary dims (HF computes the scaled base over int(hd · pct)). */
+function gptNeoxDynamic(): FamilyCase {
+  const base = gptNeox(true);
+  return { ...base, label: "gpt-neox (rope dynamic, partial rotary)", config: { ...base.config, max_position_embeddings: 8, rope_scaling: { type: "dynamic", factor: 2.0 } } };
+}
+
+/** Gemma 2: sandwich norms, soft-capping (small caps so tanh bends), query_pre_attn_scalar ≠ head_dim, layer 0 slides. */
+function gemma2(): FamilyCase {
+  const I = 128, hd = 16, KV = 2;
+  return {
+    label: "gemma2", family: "gemma2",
+    config: {
+      ...common, transformers_version: "4.47.1", architectures: ["Gemma2ForCausalLM"], attention_bias: false, attention_dropout: 0.0,
+      attn_logit_softcapping: 5.0, bos_token_id: 2, cache_implementation: "hybrid", eos_token_id: 1, final_logit_softcapping: 3.0,
+      head_dim: hd, hidden_act: "gelu_pytorch_tanh", hidden_activation: "gelu_pytorch_tanh", hidden_size: D,
+      intermediate_size: I, max_position_embeddings: P, model_type: "gemma2", num_attention_heads: H, num_hidden_layers: L,
+      num_key_value_heads: KV, pad_token_id: 0, query_pre_attn_scalar: 24, rms_norm_eps: 1e-6, rope_theta: 10000.0,
+      sliding_window: 4,
+    },
+    params: [["model.embed_tokens.weight", [V, D], "w"], ...llamaParams({ kv: KV, hd, I, norms: "gemma2" }), ["model.norm.weight", [D], "norm"]],
+  };
+}
+
+/**
+ * Gemma 3 text: q/k norms, local/global layers with their own RoPE bases, linear scaling on the global layer.
+ * "pattern": sliding_window_pattern 2 (layer 0 local, 1 global) as 4.50 writes it; "layer_types": the 4.5x list
+ * with the order reversed, and `dtype` instead of `torch_dtype`.
+ */
+function gemma3(spelling: "pattern" | "layer_types"): FamilyCase {
+  const I = 128, hd = 16, KV = 1;
+  const { torch_dtype: _t, ...rest } = common;
+  const layout = spelling === "pattern"
+    ? { torch_dtype: "float32", transformers_version: "4.50.0", sliding_window_pattern: 2 }
+    : { dtype: "float32", transformers_version: "4.56.1", layer_types: ["full_attention", "sliding_attention"], sliding_window_pattern: 6 };
+  return {
+    label: `gemma3 (${spelling === "pattern" ? "sliding_window_pattern" : "layer_types, dtype"})`, family: "gemma3",
+    config: {
+      ...rest, ...layout, architectures: ["Gemma3ForCausalLM"], attention_bias: false, attention_dropout: 0.0,
+      attn_logit_softcapping: null, bos_token_id: 2, cache_implementation: "hybrid", eos_token_id: 1,
+      final_logit_softcapping: null, head_dim: hd, hidden_activation: "gelu_pytorch_tanh", hidden_size: D,
+      intermediate_size: I, max_position_embeddings: P, model_type: "gemma3_text", num_attention_heads: H,
+      num_hidden_layers: L, num_key_value_heads: KV, pad_token_id: 0, query_pre_attn_scalar: hd, rms_norm_eps: 1e-6,
+      rope_local_base_freq: 10.0, rope_scaling: { factor: 2.0, rope_type: "linear" }, rope_theta: 1000000.0, sliding_window: 4,
+    },
+    params: [["model.embed_tokens.weight", [V, D], "w"], ...llamaParams({ kv: KV, hd, I, norms: "gemma2", qkRms: "head" }), ["model.norm.weight", [D], "norm"]],
+  };
+}
+
+/** Qwen3: per-head q/k RMSNorm, explicit head_dim ≠ hidden/heads, GQA, tied embeddings (as Qwen3-0.6B). */
+function qwen3(): FamilyCase {
+  const I = 128, hd = 24, KV = 2;
+  return {
+    label: "qwen3 (head_dim 24, tied)", family: "qwen3",
+    config: {
+      ...common, transformers_version: "4.51.0", architectures: ["Qwen3ForCausalLM"], attention_bias: false, attention_dropout: 0.0,
+      bos_token_id: 151643, eos_token_id: 151645, head_dim: hd, hidden_act: "silu", hidden_size: D, intermediate_size: I,
+      max_position_embeddings: P, max_window_layers: 28, model_type: "qwen3", num_attention_heads: H, num_hidden_layers: L,
+      num_key_value_heads: KV, rms_norm_eps: 1e-6, rope_scaling: null, rope_theta: 1000000.0, sliding_window: null,
+      tie_word_embeddings: true, use_sliding_window: false,
+    },
+    params: [["model.embed_tokens.weight", [V, D], "w"], ...llamaParams({ kv: KV, hd, I, qkRms: "head" }), ["model.norm.weight", [D], "norm"]],
+  };
+}
+
+/** OLMo: parameter-free LayerNorms (no norm weights stored) and clip_qkv. */
+function olmo(): FamilyCase {
+  const I = 128;
+  return {
+    label: "olmo (clip_qkv 1.0)", family: "olmo",
+    config: {
+      ...common, transformers_version: "4.46.0", architectures: ["OlmoForCausalLM"], attention_bias: false, attention_dropout: 0.0,
+      bos_token_id: null, clip_qkv: 1.0, eos_token_id: 50279, hidden_act: "silu", hidden_size: D, intermediate_size: I,
+      max_position_embeddings: P, model_type: "olmo", num_attention_heads: H, num_hidden_layers: L, num_key_value_heads: H,
+      pad_token_id: 1, rope_scaling: null, rope_theta: 10000.0, tie_word_embeddings: false,
+    },
+    params: [["model.embed_tokens.weight", [V, D], "w"], ...llamaParams({ kv: H, hd: D / H, I, norms: "none" }), ["lm_head.weight", [V, D], "w"]],
+  };
+}
+
+/** OLMo 2: norms after attention and MLP only, q/k RMSNorm over the whole projection, GQA. */
+function olmo2(): FamilyCase {
+  const I = 128, KV = 2;
+  return {
+    label: "olmo2", family: "olmo2",
+    config: {
+      ...common, transformers_version: "4.48.0", architectures: ["Olmo2ForCausalLM"], attention_bias: false, attention_dropout: 0.0,
+      bos_token_id: null, eos_token_id: 100257, hidden_act: "silu", hidden_size: D, intermediate_size: I,
+      max_position_embeddings: P, model_type: "olmo2", num_attention_heads: H, num_hidden_layers: L, num_key_value_heads: KV,
+      pad_token_id: 100277, rms_norm_eps: 1e-6, rope_scaling: null, rope_theta: 500000, tie_word_embeddings: false,
+    },
+    params: [
+      ["model.embed_tokens.weight", [V, D], "w"], ...llamaParams({ kv: KV, hd: D / H, I, norms: "olmo2", qkRms: "projection" }),
+      ["model.norm.weight", [D], "norm"], ["lm_head.weight", [V, D], "w"],
+    ],
+  };
+}
+
+/** Phi-2 layout: parallel attention + MLP from one LayerNorm, biases everywhere, partial rotary int(16 · 0.4) = 6. */
+function phiCase(): FamilyCase {
+  const I = 4 * D, hd = D / H;
+  return {
+    label: "phi (partial rotary 0.4)", family: "phi",
+    config: {
+      ...common, transformers_version: "4.44.2", architectures: ["PhiForCausalLM"], attention_dropout: 0.0, bos_token_id: 50256,
+      embd_pdrop: 0.0, eos_token_id: 50256, hidden_act: "gelu_new", hidden_size: D, intermediate_size: I,
+      layer_norm_eps: 1e-5, max_position_embeddings: P, model_type: "phi", num_attention_heads: H, num_hidden_layers: L,
+      num_key_value_heads: null, partial_rotary_factor: 0.4, qk_layernorm: false, resid_pdrop: 0.1, rope_scaling: null,
+      rope_theta: 10000.0, tie_word_embeddings: false,
+    },
+    params: [
+      ["model.embed_tokens.weight", [V, D], "w"],
+      ...layers((l): Param[] => {
+        const p = `model.layers.${l}.`;
+        const a = p + "self_attn.";
+        return [
+          [p + "input_layernorm.weight", [D], "norm"], [p + "input_layernorm.bias", [D], "bias"],
+          [a + "q_proj.weight", [H * hd, D], "w"], [a + "q_proj.bias", [H * hd], "bias"],
+          [a + "k_proj.weight", [H * hd, D], "w"], [a + "k_proj.bias", [H * hd], "bias"],
+          [a + "v_proj.weight", [H * hd, D], "w"], [a + "v_proj.bias", [H * hd], "bias"],
+          [a + "dense.weight", [D, H * hd], "w"], [a + "dense.bias", [D], "bias"],
+          [p + "mlp.fc1.weight", [I, D], "w"], [p + "mlp.fc1.bias", [I], "bias"],
+          [p + "mlp.fc2.weight", [D, I], "w"], [p + "mlp.fc2.bias", [D], "bias"],
+        ];
+      }),
+      ["model.final_layernorm.weight", [D], "norm"], ["model.final_layernorm.bias", [D], "bias"],
+      ["lm_head.weight", [V, D], "w"], ["lm_head.bias", [V], "bias"],
+    ],
+  };
+}
+
+/** The families and RoPE variants added after the first seven, each checked the same way. */
+export function laterCases(): FamilyCase[] {
+  return [
+    gemma2(), gemma3("pattern"), gemma3("layer_types"), qwen3(), olmo(), olmo2(), phiCase(), llamaBiases(),
+    llamaRope("linear"), llamaRope("dynamic"), llamaRope("yarn"), llamaRope("llama3"), phi3Longrope(8), phi3Longrope(32),
+    gptNeoxDynamic(),
+  ];
 }
 
 /** The seven families in their issue-8 configuration, then variants for their other flags. */

@@ -131,30 +131,119 @@ function add(a: Float64Array, ...rest: Float64Array[]): Float64Array {
   return y;
 }
 
+interface Rope {
+  cos: Float64Array;
+  sin: Float64Array;
+  dim: number;
+}
+
+const f = Math.fround;
+
+/** HF `_compute_default_rope_parameters`: 1 / base ** (arange(0, dim, 2).float() / dim), float32 tensors. */
+function defaultInvFreq(dim: number, base: number): number[] {
+  return Array.from({ length: dim / 2 }, (_, i) => f(1 / f(Math.pow(f(base), f((2 * i) / dim)))));
+}
+
 /**
- * HF RoPE tables (computed in float32 by HF: inv_freq = 1 / base^(2i/dim), angle = t · inv_freq, then cos/sin),
- * emulated with Math.fround; returns cos/sin `[T, dim]` with `emb = cat(freqs, freqs)`.
+ * The inverse frequencies and the cos/sin factor `(inv_freq, attention_scaling)` HF's rotary embedding module uses
+ * for a forward over T positions (modeling_rope_utils of 4.4x–4.5x plus the `dynamic_rope_update` wrapper, which
+ * recomputes dynamic and longrope frequencies from `max(position_ids) + 1 = T`).
  */
-function ropeTables(T: number, dim: number, base: number): { cos: Float64Array; sin: Float64Array } {
+function hfInvFreq(cfg: Cfg, scaling: Cfg | null, dim: number, base: number, T: number): { inv: number[]; scale: number } {
+  const type = scaling ? (scaling.rope_type ?? scaling.type ?? "default") : "default";
+  const maxPos: number = cfg.max_position_embeddings;
+  if (type === "default") return { inv: defaultInvFreq(dim, base), scale: 1 };
+  if (type === "linear") return { inv: defaultInvFreq(dim, base).map((v) => f(v / scaling!.factor)), scale: 1 };
+  if (type === "dynamic") {
+    // Init computes with seq_len = max_position_embeddings (base unchanged); the update recomputes once T exceeds it.
+    const seqLen = Math.max(T, maxPos);
+    const grown = base * Math.pow((scaling!.factor * seqLen) / maxPos - (scaling!.factor - 1), dim / (dim - 2));
+    return { inv: defaultInvFreq(dim, grown), scale: 1 };
+  }
+  if (type === "llama3") {
+    const { factor, low_freq_factor: lo, high_freq_factor: hi, original_max_position_embeddings: old } = scaling!;
+    const inv = defaultInvFreq(dim, base).map((v) => {
+      const wavelen = f((2 * Math.PI) / v);
+      const llama = wavelen > old / lo ? f(v / factor) : v;
+      const smooth = f(f(f(old / wavelen) - lo) / (hi - lo));
+      const smoothed = f(f(f(f(1 - smooth) * llama) / factor) + f(smooth * llama));
+      const medium = !(wavelen < old / hi) && !(wavelen > old / lo);
+      return medium ? smoothed : llama;
+    });
+    return { inv, scale: 1 };
+  }
+  if (type === "yarn") {
+    let factor: number = scaling!.factor;
+    let original = maxPos;
+    if (scaling!.original_max_position_embeddings != null) {
+      original = scaling!.original_max_position_embeddings;
+      factor = maxPos / original;
+    }
+    const mscale = (s: number, m = 1) => (s <= 1 ? 1 : 0.1 * m * Math.log(s) + 1);
+    const attn = scaling!.attention_factor ?? (scaling!.mscale && scaling!.mscale_all_dim ? mscale(factor, scaling!.mscale) / mscale(factor, scaling!.mscale_all_dim) : mscale(factor));
+    const betaFast = scaling!.beta_fast || 32;
+    const betaSlow = scaling!.beta_slow || 1;
+    const corr = (rot: number) => (dim * Math.log(original / (rot * 2 * Math.PI))) / (2 * Math.log(base));
+    let low = corr(betaFast), high = corr(betaSlow);
+    if (scaling!.truncate !== false) { low = Math.floor(low); high = Math.ceil(high); }
+    low = Math.max(low, 0);
+    high = Math.min(high, dim - 1);
+    if (low === high) high += 0.001;
+    const inv = Array.from({ length: dim / 2 }, (_, i) => {
+      const posFreq = f(Math.pow(f(base), f((2 * i) / dim)));
+      const extra = f(1 / posFreq);
+      const inter = f(1 / f(f(factor) * posFreq));
+      const ramp = Math.min(Math.max(f(f(i - low) / f(high - low)), 0), 1);
+      const extraFactor = f(1 - ramp);
+      return f(f(inter * f(1 - extraFactor)) + f(extra * extraFactor));
+    });
+    return { inv, scale: attn };
+  }
+  if (type === "longrope" || type === "su") {
+    let original = maxPos;
+    let factor = scaling!.factor;
+    if (cfg.original_max_position_embeddings != null) {
+      original = cfg.original_max_position_embeddings;
+      factor = maxPos / original;
+    }
+    const attn = scaling!.attention_factor ?? (factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(original)));
+    const ext: number[] = T > original ? scaling!.long_factor : scaling!.short_factor;
+    const inv = Array.from({ length: dim / 2 }, (_, i) => f(1 / f(f(ext[i]) * f(Math.pow(f(base), f((2 * i) / dim))))));
+    return { inv, scale: attn };
+  }
+  throw new Error(`reference: rope type ${type} not implemented`);
+}
+
+/**
+ * HF RoPE tables: angle = t · inv_freq (float32), emb = cat(freqs, freqs), cos = emb.cos() · attention_scaling (all
+ * float32, emulated with Math.fround); cos/sin `[T, dim]`.
+ */
+function ropeTables(cfg: Cfg, scaling: Cfg | null, T: number, dim: number, base: number): Rope {
+  const { inv, scale } = hfInvFreq(cfg, scaling, dim, base, T);
   const cos = new Float64Array(T * dim);
   const sin = new Float64Array(T * dim);
   for (let i = 0; i < dim / 2; i++) {
-    const inv = Math.fround(1 / Math.fround(Math.pow(base, Math.fround((2 * i) / dim))));
     for (let t = 0; t < T; t++) {
-      const a = Math.fround(t * inv);
-      cos[t * dim + i] = cos[t * dim + i + dim / 2] = Math.fround(Math.cos(a));
-      sin[t * dim + i] = sin[t * dim + i + dim / 2] = Math.fround(Math.sin(a));
+      const a = f(t * inv[i]);
+      cos[t * dim + i] = cos[t * dim + i + dim / 2] = f(f(Math.cos(a)) * f(scale));
+      sin[t * dim + i] = sin[t * dim + i + dim / 2] = f(f(Math.sin(a)) * f(scale));
     }
   }
-  return { cos, sin };
+  return { cos, sin, dim };
+}
+
+/** The scaling dict of a config (`rope_scaling`, else `rope_parameters`) or null. */
+function scalingOf(cfg: Cfg): Cfg | null {
+  const s = cfg.rope_scaling ?? cfg.rope_parameters ?? null;
+  return s && s.full_attention ? s.full_attention : s;
 }
 
 /**
  * `x·cos + rotate_half(x)·sin` on the first `dim` features of every head vector of x `[B, T, heads, hd]`
  * (`rotate_half(x) = cat(-x[dim/2:], x[:dim/2])`); the remaining features pass through (partial rotary).
  */
-function applyRope(x: Float64Array, B: number, T: number, heads: number, hd: number, dim: number, base: number): Float64Array {
-  const { cos, sin } = ropeTables(T, dim, base);
+function applyRope(x: Float64Array, B: number, T: number, heads: number, hd: number, rope: Rope): Float64Array {
+  const { cos, sin, dim } = rope;
   const y = Float64Array.from(x);
   const half = dim / 2;
   for (let b = 0; b < B; b++) {
@@ -184,7 +273,7 @@ interface AttnDims {
  * (`repeat_kv`); masked keys get probability exactly 0 (HF fills them with finfo.min). Returns z `[B, T, H·hd]`
  * and probabilities `[B, H, T, T]`.
  */
-function attend(q: Float64Array, k: Float64Array, v: Float64Array, d: AttnDims, scale: number, visible: (i: number, j: number) => boolean) {
+function attend(q: Float64Array, k: Float64Array, v: Float64Array, d: AttnDims, scale: number, visible: (i: number, j: number) => boolean, softcap?: number) {
   const { B, T, H, KV, hd } = d;
   const z = new Float64Array(B * T * H * hd);
   const probs = new Float64Array(B * H * T * T);
@@ -197,7 +286,7 @@ function attend(q: Float64Array, k: Float64Array, v: Float64Array, d: AttnDims, 
           if (!visible(i, j)) continue;
           let dot = 0;
           for (let e = 0; e < hd; e++) dot += q[((b * T + i) * H + h) * hd + e] * k[((b * T + j) * KV + g) * hd + e];
-          s[j] = dot * scale;
+          s[j] = softcap ? Math.tanh((dot * scale) / softcap) * softcap : dot * scale; // Gemma 2: cap, then mask
         }
         const m = Math.max(...s);
         let sum = 0;
@@ -251,6 +340,10 @@ interface Family {
   finalNorm(x: Float64Array): Float64Array;
   /** The lm_head weight `[V, D]` (tied ones are the token embedding). */
   head(): RefTensor;
+  /** The lm_head bias `[V]` (Phi). */
+  headBias?(): RefTensor;
+  /** Final logit soft-capping tanh(l / c) · c (Gemma 2). */
+  logitCap?: number;
   D: number;
 }
 
@@ -357,8 +450,9 @@ function gptNeox(c: Ctx): Family {
         for (let r = 0; r < n; r++) for (let h = 0; h < H; h++) for (let e = 0; e < hd; e++) y[(r * H + h) * hd + e] = qkv[r * 3 * D + h * 3 * hd + s * hd + e];
         return y;
       };
-      const Q = applyRope(part(0), B, T, H, hd, rot, base);
-      const K = applyRope(part(1), B, T, H, hd, rot, base);
+      const rope = ropeTables(cfg, scalingOf(cfg), T, rot, base);
+      const Q = applyRope(part(0), B, T, H, hd, rope);
+      const K = applyRope(part(1), B, T, H, hd, rope);
       const { z, probs } = attend(Q, K, part(2), { B, T, H, KV: H, hd }, 1 / Math.sqrt(hd), causal);
       const a = linear(ablate === null ? z : zeroHead(z, H, hd, ablate), n, q("attention.dense.weight"), bias("attention.dense.bias"));
       const mlp = (h: Float64Array) => linear(linear(h, n, q("mlp.dense_h_to_4h.weight"), q("mlp.dense_h_to_4h.bias")).map(act), n, q("mlp.dense_4h_to_h.weight"), q("mlp.dense_4h_to_h.bias"));
@@ -379,38 +473,55 @@ function savedBefore(cfg: Cfg, major: number, minor: number): boolean {
 }
 
 /**
- * The Llama-like decoder families (modeling_llama / mistral / qwen2 / gemma / phi3 / stablelm): one function,
- * with every difference spelled out from the HF files.
+ * The Llama-like decoder families (modeling_llama / mistral / qwen2 / qwen3 / gemma / gemma2 / gemma3 / phi3 /
+ * stablelm / olmo / olmo2): one function, with every difference spelled out from the HF files.
  */
 function llamaLike(c: Ctx): Family {
   const { cfg, W, B, T } = c;
   const type: string = cfg.model_type;
+  const gemma2or3 = type === "gemma2" || type === "gemma3_text";
+  const gemmaAny = type === "gemma" || gemma2or3;
   const D = cfg.hidden_size, H = cfg.num_attention_heads;
   const KV = cfg.num_key_value_heads ?? H;
-  // gemma: head_dim from config; mistral: config.head_dim when set; llama: head_dim or hidden/heads; others: hidden/heads
-  const hd = type === "gemma" || ((type === "mistral" || type === "llama") && cfg.head_dim) ? cfg.head_dim : D / H;
+  // gemma*: head_dim from config; llama / mistral / qwen3 / olmo*: config.head_dim when set (null → hidden/heads)
+  const hd = gemmaAny || (["mistral", "llama", "qwen3"].includes(type) && cfg.head_dim) ? cfg.head_dim : D / H;
   const n = B * T;
   const isLN = type === "stablelm"; // nn.LayerNorm with bias
-  const eps = isLN ? cfg.layer_norm_eps : cfg.rms_norm_eps;
-  const offset = type === "gemma" ? 1 : 0; // GemmaRMSNorm: * (1 + w)
+  const eps = isLN ? cfg.layer_norm_eps : type === "olmo" ? 1e-5 : cfg.rms_norm_eps;
+  const offset = gemmaAny ? 1 : 0; // Gemma*RMSNorm: * (1 + w)
   const partial = type === "stablelm" ? cfg.partial_rotary_factor : type === "phi3" ? (cfg.partial_rotary_factor ?? 1) : 1;
   const rot = Math.floor(hd * partial);
   const base = cfg.rope_theta;
-  // gemma 4.43: hidden_activation, else gelu_pytorch_tanh (hidden_act ignored)
-  const act = activation(type === "gemma" ? (cfg.hidden_activation ?? "gelu_pytorch_tanh") : cfg.hidden_act);
-  const norm = (x: Float64Array, name: string) =>
-    isLN ? layerNorm(x, D, W(name + ".weight").data, W(name + ".bias").data, eps) : rmsNorm(x, D, W(name + ".weight").data, eps, offset);
-  const mask = (l: number): ((i: number, j: number) => boolean) => {
-    // mistral: sliding window on every layer (4.43 `_update_causal_mask`: masked when j <= i - W)
-    if (type === "mistral" && cfg.sliding_window != null) return windowed(cfg.sliding_window);
-    // qwen2 / phi3: 4.42–4.44 eager masks ignore the window; newer versions follow the per-layer rules
-    if (type === "phi3" && cfg.sliding_window != null && !savedBefore(cfg, 4, 45)) return windowed(cfg.sliding_window);
-    if (type === "qwen2" && cfg.use_sliding_window && cfg.sliding_window != null && !savedBefore(cfg, 4, 45)) {
-      const sliding = cfg.layer_types ? cfg.layer_types[l] === "sliding_attention" : l >= cfg.max_window_layers;
-      return sliding ? windowed(cfg.sliding_window) : causal;
-    }
-    return causal;
+  // gemma 4.43: hidden_activation, else gelu_pytorch_tanh (hidden_act ignored); gemma2/3 read hidden_activation
+  const act = activation(gemmaAny ? (cfg.hidden_activation ?? "gelu_pytorch_tanh") : cfg.hidden_act);
+  // gemma2/3: query_pre_attn_scalar ** -0.5; others head_dim ** -0.5
+  const scale = gemma2or3 ? cfg.query_pre_attn_scalar ** -0.5 : 1 / Math.sqrt(hd);
+  const ones = new Float64Array(D).fill(1);
+  const norm = (x: Float64Array, name: string) => {
+    if (type === "olmo") return layerNorm(x, D, ones, null, eps); // OlmoLayerNorm: F.layer_norm without parameters
+    return isLN ? layerNorm(x, D, W(name + ".weight").data, W(name + ".bias").data, eps) : rmsNorm(x, D, W(name + ".weight").data, eps, offset);
   };
+  /** Whether layer l is a sliding-window layer, and its window. */
+  const sliding = (l: number): number | null => {
+    const W_: number | null = cfg.sliding_window ?? null;
+    if (W_ === null) return null;
+    if (type === "mistral") return W_; // every layer (4.43 `_update_causal_mask`: masked when j <= i - W)
+    // qwen2 / phi3: 4.42–4.44 eager masks ignore the window; newer versions follow the per-layer rules
+    if (type === "phi3") return savedBefore(cfg, 4, 45) ? null : W_;
+    if (type === "qwen2" || type === "qwen3") {
+      if (!cfg.use_sliding_window || savedBefore(cfg, 4, 45)) return null;
+      return (cfg.layer_types ? cfg.layer_types[l] === "sliding_attention" : l >= cfg.max_window_layers) ? W_ : null;
+    }
+    if (cfg.layer_types) return cfg.layer_types[l] === "sliding_attention" ? W_ : null;
+    if (type === "gemma2") return l % 2 === 0 ? W_ : null; // is_sliding = not bool(layer_idx % 2)
+    if (type === "gemma3_text") return (l + 1) % (cfg.sliding_window_pattern ?? 6) !== 0 ? W_ : null;
+    return null;
+  };
+  const mask = (l: number) => (sliding(l) === null ? causal : windowed(sliding(l)!));
+  /** Gemma 3: sliding layers use a default RoPE at rope_local_base_freq; global layers rope_theta with the scaling. */
+  const ropeFor = (l: number): Rope =>
+    type === "gemma3_text" && sliding(l) !== null ? ropeTables(cfg, null, T, rot, cfg.rope_local_base_freq) : ropeTables(cfg, scalingOf(cfg), T, rot, base);
+  const clip = (x: Float64Array) => (type === "olmo" && cfg.clip_qkv != null ? x.map((v) => Math.min(Math.max(v, -cfg.clip_qkv), cfg.clip_qkv)) : x);
   /** q, k, v `[n, heads·hd]` from this family's projection layout. */
   const qkv = (l: number, h: Float64Array) => {
     const a = (s: string) => W(`model.layers.${l}.self_attn.${s}`);
@@ -420,7 +531,7 @@ function llamaLike(c: Ctx): Family {
       const w = (H + 2 * KV) * hd;
       return [cols(all, w, 0, H * hd), cols(all, w, H * hd, (H + KV) * hd), cols(all, w, (H + KV) * hd, w)];
     }
-    return [linear(h, n, a("q_proj.weight"), b("q_proj.bias")), linear(h, n, a("k_proj.weight"), b("k_proj.bias")), linear(h, n, a("v_proj.weight"), b("v_proj.bias"))];
+    return [linear(h, n, a("q_proj.weight"), b("q_proj.bias")), linear(h, n, a("k_proj.weight"), b("k_proj.bias")), linear(h, n, a("v_proj.weight"), b("v_proj.bias"))].map(clip);
   };
   /** StableLM qk_layernorm: per-head nn.LayerNorm(hd, bias=False), weights `norms.{h}.weight`. */
   const headNorm = (x: Float64Array, heads: number, prefix: string) => {
@@ -434,8 +545,11 @@ function llamaLike(c: Ctx): Family {
     }
     return y;
   };
+  /** Qwen3 / Gemma 3: RMSNorm(head_dim) on each head vector, one weight for all heads. */
+  const perHeadRms = (x: Float64Array, name: string) => rmsNorm(x, hd, W(name).data, eps, offset);
   const mlp = (l: number, h: Float64Array) => {
     const m = (s: string) => W(`model.layers.${l}.mlp.${s}`);
+    const mb = (s: string) => (c.has(`model.layers.${l}.mlp.${s}`) ? m(s) : undefined); // Llama mlp_bias
     const I = cfg.intermediate_size;
     let gate: Float64Array, up: Float64Array;
     if (type === "phi3") {
@@ -443,43 +557,99 @@ function llamaLike(c: Ctx): Family {
       gate = cols(gu, 2 * I, 0, I);
       up = cols(gu, 2 * I, I, 2 * I);
     } else {
-      gate = linear(h, n, m("gate_proj.weight"));
-      up = linear(h, n, m("up_proj.weight"));
+      gate = linear(h, n, m("gate_proj.weight"), mb("gate_proj.bias"));
+      up = linear(h, n, m("up_proj.weight"), mb("up_proj.bias"));
     }
-    return linear(gate.map((g, i) => act(g) * up[i]), n, m("down_proj.weight"));
+    return linear(gate.map((g, i) => act(g) * up[i]), n, m("down_proj.weight"), mb("down_proj.bias"));
   };
   return {
     D,
     embed(ids) {
       const x = gatherRows(W("model.embed_tokens.weight"), ids);
-      // Gemma: * torch.tensor(hidden_size ** 0.5, dtype=float32)
-      return type === "gemma" ? x.map((v) => v * Math.fround(Math.sqrt(D))) : x;
+      // Gemma*: * torch.tensor(hidden_size ** 0.5, dtype=float32)
+      return gemmaAny ? x.map((v) => v * Math.fround(Math.sqrt(D))) : x;
     },
     layer(l, x, ablate) {
       const p = `model.layers.${l}.`;
-      const h1 = norm(x, p + "input_layernorm");
+      const h1 = type === "olmo2" ? x : norm(x, p + "input_layernorm"); // OLMo 2 has no input norm
       let [q, k, v] = qkv(l, h1);
       if (type === "stablelm" && cfg.qk_layernorm) {
         q = headNorm(q, H, p + "self_attn.q_layernorm");
         k = headNorm(k, KV, p + "self_attn.k_layernorm");
       }
-      q = applyRope(q, B, T, H, hd, rot, base);
-      k = applyRope(k, B, T, KV, hd, rot, base);
-      const { z, probs } = attend(q, k, v, { B, T, H, KV, hd }, 1 / Math.sqrt(hd), mask(l));
+      if (type === "qwen3" || type === "gemma3_text") {
+        q = perHeadRms(q, p + "self_attn.q_norm.weight");
+        k = perHeadRms(k, p + "self_attn.k_norm.weight");
+      }
+      if (type === "olmo2") {
+        // Olmo2RMSNorm(num_heads * head_dim) on the whole projection, before the view into heads
+        q = rmsNorm(q, H * hd, W(p + "self_attn.q_norm.weight").data, eps, 0);
+        k = rmsNorm(k, KV * hd, W(p + "self_attn.k_norm.weight").data, eps, 0);
+      }
+      const rope = ropeFor(l);
+      q = applyRope(q, B, T, H, hd, rope);
+      k = applyRope(k, B, T, KV, hd, rope);
+      const cap = gemma2or3 ? cfg.attn_logit_softcapping : null;
+      const { z, probs } = attend(q, k, v, { B, T, H, KV, hd }, scale, mask(l), cap ?? undefined);
       const ob = c.has(p + "self_attn.o_proj.bias") ? W(p + "self_attn.o_proj.bias") : undefined;
-      const a = linear(ablate === null ? z : zeroHead(z, H, hd, ablate), n, W(p + "self_attn.o_proj.weight"), ob);
+      let a = linear(ablate === null ? z : zeroHead(z, H, hd, ablate), n, W(p + "self_attn.o_proj.weight"), ob);
       if (type === "stablelm" && cfg.use_parallel_residual) return { x: add(x, a, mlp(l, h1)), probs, z }; // mlp(ln1 x)
+      if (gemma2or3) {
+        a = norm(a, p + "post_attention_layernorm");
+        const mid = add(x, a);
+        return { x: add(mid, norm(mlp(l, norm(mid, p + "pre_feedforward_layernorm")), p + "post_feedforward_layernorm")), probs, z };
+      }
+      if (type === "olmo2") {
+        const mid = add(x, norm(a, p + "post_attention_layernorm"));
+        return { x: add(mid, norm(mlp(l, mid), p + "post_feedforward_layernorm")), probs, z };
+      }
       const mid = add(x, a);
       return { x: add(mid, mlp(l, norm(mid, p + "post_attention_layernorm"))), probs, z };
     },
     finalNorm: (x) => norm(x, "model.norm"),
     head: () => (c.has("lm_head.weight") ? W("lm_head.weight") : W("model.embed_tokens.weight")),
+    logitCap: gemma2or3 ? (cfg.final_logit_softcapping ?? undefined) : undefined,
+  };
+}
+
+/**
+ * modeling_phi.py (Phi-1/1.5/2): one LayerNorm (with bias) feeds attention and MLP in parallel,
+ * `x + dense(attn(ln x)) + fc2(gelu_new(fc1(ln x)))`; q/k/v/dense and fc1/fc2 with biases; rotary on the first
+ * int(head_dim · partial_rotary_factor) features; final_layernorm; lm_head with bias.
+ */
+function phi(c: Ctx): Family {
+  const { cfg, W, B, T } = c;
+  const D = cfg.hidden_size, H = cfg.num_attention_heads, KV = cfg.num_key_value_heads ?? H, hd = D / H;
+  const eps = cfg.layer_norm_eps;
+  const n = B * T;
+  const act = activation(cfg.hidden_act);
+  const rot = Math.floor(hd * cfg.partial_rotary_factor);
+  return {
+    D,
+    embed: (ids) => gatherRows(W("model.embed_tokens.weight"), ids),
+    layer(l, x, ablate) {
+      const q = (s: string) => W(`model.layers.${l}.${s}`);
+      const h = layerNorm(x, D, q("input_layernorm.weight").data, q("input_layernorm.bias").data, eps);
+      const a = "self_attn.";
+      const rope = ropeTables(cfg, scalingOf(cfg), T, rot, cfg.rope_theta);
+      const Q = applyRope(linear(h, n, q(a + "q_proj.weight"), q(a + "q_proj.bias")), B, T, H, hd, rope);
+      const K = applyRope(linear(h, n, q(a + "k_proj.weight"), q(a + "k_proj.bias")), B, T, KV, hd, rope);
+      const V = linear(h, n, q(a + "v_proj.weight"), q(a + "v_proj.bias"));
+      const { z, probs } = attend(Q, K, V, { B, T, H, KV, hd }, 1 / Math.sqrt(hd), causal);
+      const o = linear(ablate === null ? z : zeroHead(z, H, hd, ablate), n, q(a + "dense.weight"), q(a + "dense.bias"));
+      const m = linear(linear(h, n, q("mlp.fc1.weight"), q("mlp.fc1.bias")).map(act), n, q("mlp.fc2.weight"), q("mlp.fc2.bias"));
+      return { x: add(x, o, m), probs, z };
+    },
+    finalNorm: (x) => layerNorm(x, D, W("model.final_layernorm.weight").data, W("model.final_layernorm.bias").data, eps),
+    head: () => W("lm_head.weight"),
+    headBias: () => W("lm_head.bias"),
   };
 }
 
 const FAMILIES: Record<string, (c: Ctx) => Family> = {
   gpt2, gpt_neo: gptNeo, gpt_neox: gptNeox, llama: llamaLike, mistral: llamaLike, qwen2: llamaLike, gemma: llamaLike,
-  phi3: llamaLike, stablelm: llamaLike,
+  phi3: llamaLike, stablelm: llamaLike, gemma2: llamaLike, gemma3_text: llamaLike, qwen3: llamaLike, olmo: llamaLike,
+  olmo2: llamaLike, phi,
 };
 
 /** The reference's pieces for a checkpoint folder, for layer-by-layer (teacher-forced) comparisons. */
@@ -505,7 +675,11 @@ export function referenceModel(dir: string, B: number, T: number): ReferenceMode
     embed: (ids) => fam.embed(ids),
     layer: (l, x, ablateHead) => fam.layer(l, Float64Array.from(x), ablateHead ?? null),
     finalNorm: (x) => fam.finalNorm(Float64Array.from(x)),
-    unembed: (x) => linear(Float64Array.from(x), B * T, fam.head()),
+    unembed: (x) => {
+      const logits = linear(Float64Array.from(x), B * T, fam.head(), fam.headBias?.());
+      const cap = fam.logitCap;
+      return cap ? logits.map((v) => Math.tanh(v / cap) * cap) : logits;
+    },
   };
 }
 

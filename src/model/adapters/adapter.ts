@@ -102,12 +102,3 @@ export function ropeTheta(hf: HfConfig, fallback: number): number {
   const v = firstOf(hf, ["rope_theta"]) ?? params?.rope_theta;
   return typeof v === "number" ? v : fallback;
 }
-
-/** We implement plain RoPE only; scaled variants (linear, dynamic, yarn, llama3, longrope) change the angles. */
-export function refuseRopeScaling(hf: HfConfig, family: string): void {
-  const scaling = (hf.rope_scaling ?? null) as Record<string, unknown> | null;
-  const params = (hf.rope_parameters ?? null) as Record<string, unknown> | null;
-  const kind = scaling?.rope_type ?? scaling?.type ?? params?.rope_type;
-  if (scaling && kind !== "default") fail(`${family}: rope_scaling ${show(scaling)} is not supported yet (plain RoPE only)`);
-  if (params && kind !== undefined && kind !== "default") fail(`${family}: rope_parameters.rope_type ${show(kind)} is not supported yet (plain RoPE only)`);
-}

@@ -14,7 +14,7 @@
 import { fail } from "../../errors";
 import type { Activation, ModelDims, ModelParams } from "../types";
 import type { WeightReader } from "../weights";
-import { type FamilyAdapter, type HfConfig, num, posInt, refuseRopeScaling, ropeTheta, tokenId, attentionHeads } from "./adapter";
+import { type FamilyAdapter, type HfConfig, num, posInt, ropeTheta, tokenId, attentionHeads } from "./adapter";
 import { activation, llamaLayers, norm1d, savedBefore, unembed } from "./shared";
 
 /** Gemma's MLP activation across transformers versions (see the header). */
@@ -45,7 +45,6 @@ export const gemma: FamilyAdapter = {
   dims(hf: HfConfig): ModelDims {
     const { dModel, nHeads, nKvHeads } = attentionHeads(hf);
     const dHead = posInt(hf, "head_dim");
-    refuseRopeScaling(hf, "gemma");
     if (hf.use_bidirectional_attention) fail("gemma: use_bidirectional_attention=true is not supported (causal attention only)");
     const nLayers = posInt(hf, "num_hidden_layers");
     return {

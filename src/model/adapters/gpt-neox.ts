@@ -15,7 +15,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { ModelDims, ModelParams } from "../types";
 import type { WeightReader } from "../weights";
-import { type FamilyAdapter, type HfConfig, firstOf, headDim, num, posInt, refuseRopeScaling, tokenId } from "./adapter";
+import { type FamilyAdapter, type HfConfig, firstOf, headDim, num, posInt, tokenId } from "./adapter";
 import { activation, linearPick, norm1d, partialRotaryFactor, rotaryDims, unembed } from "./shared";
 
 /** Output-feature indices of q, k or v (s = 0, 1, 2) in the per-head interleaved `[H, 3, head_dim]` layout. */
@@ -55,7 +55,6 @@ export const gptNeox: FamilyAdapter = {
     const dModel = posInt(hf, "hidden_size");
     const nHeads = posInt(hf, "num_attention_heads");
     const dHead = headDim(dModel, nHeads, "hidden_size", "num_attention_heads");
-    refuseRopeScaling(hf, "gpt-neox");
     const nLayers = posInt(hf, "num_hidden_layers");
     return {
       family: "gpt-neox", nLayers, nHeads, nKvHeads: nHeads, dModel, dHead, dMlp: posInt(hf, "intermediate_size"),

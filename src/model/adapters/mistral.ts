@@ -9,7 +9,7 @@
  */
 import type { ModelDims, ModelParams } from "../types";
 import type { WeightReader } from "../weights";
-import { type FamilyAdapter, type HfConfig, headDim, num, posInt, refuseRopeScaling, ropeTheta, tokenId, attentionHeads } from "./adapter";
+import { type FamilyAdapter, type HfConfig, headDim, num, posInt, ropeTheta, tokenId, attentionHeads } from "./adapter";
 import { activation, llamaLayers, norm1d, unembed, windowSize } from "./shared";
 
 export const mistral: FamilyAdapter = {
@@ -33,7 +33,6 @@ export const mistral: FamilyAdapter = {
   dims(hf: HfConfig): ModelDims {
     const { dModel, nHeads, nKvHeads } = attentionHeads(hf);
     const dHead = hf.head_dim == null ? headDim(dModel, nHeads, "hidden_size", "num_attention_heads") : posInt(hf, "head_dim");
-    refuseRopeScaling(hf, "mistral");
     const nLayers = posInt(hf, "num_hidden_layers");
     return {
       family: "mistral", nLayers, nHeads, nKvHeads, dModel, dHead, dMlp: posInt(hf, "intermediate_size"),

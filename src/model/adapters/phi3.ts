@@ -6,7 +6,8 @@
  *   `down(up * act(gate))`, act = `hidden_act` (default silu);
  * - RMSNorm (eps `rms_norm_eps`, default 1e-5), RoPE rotate-half with base `rope_theta`; `partial_rotary_factor`
  *   (added to Phi3Config for Phi-4-mini in later versions) rotates only the leading features;
- * - `rope_scaling` (`longrope` / `su` / `yarn` of the 128k models) is refused: only plain RoPE is reproduced;
+ * - `rope_scaling` (`longrope` of the 128k models such as Phi-3.5-mini, with `original_max_position_embeddings`)
+ *   follows rope.ts;
  * - `sliding_window`: transformers 4.42–4.44 build the eager mask without it (the window only reaches flash
  *   attention), so a config saved by those versions gets full causal attention; from 4.45 the eager mask keeps keys
  *   i - W < j <= i on every layer, which is what a config saved by a newer version (or without a version) gets.
@@ -14,7 +15,7 @@
  */
 import type { ModelDims, ModelParams } from "../types";
 import type { WeightReader } from "../weights";
-import { type FamilyAdapter, type HfConfig, headDim, num, posInt, refuseRopeScaling, ropeTheta, tokenId, attentionHeads } from "./adapter";
+import { type FamilyAdapter, type HfConfig, headDim, num, posInt, ropeTheta, tokenId, attentionHeads } from "./adapter";
 import { activation, linearRows, norm1d, partialRotaryFactor, rotaryDims, savedBefore, unembed, windowSize } from "./shared";
 
 export const phi3: FamilyAdapter = {
@@ -39,7 +40,6 @@ export const phi3: FamilyAdapter = {
   dims(hf: HfConfig): ModelDims {
     const { dModel, nHeads, nKvHeads } = attentionHeads(hf);
     const dHead = headDim(dModel, nHeads, "hidden_size", "num_attention_heads");
-    refuseRopeScaling(hf, "phi3");
     const nLayers = posInt(hf, "num_hidden_layers");
     const window = savedBefore(hf, 4, 45) ? null : windowSize(hf, "sliding_window");
     return {

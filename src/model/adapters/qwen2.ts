@@ -13,20 +13,20 @@
 import { fail, show } from "../../errors";
 import type { ModelDims, ModelParams } from "../types";
 import type { WeightReader } from "../weights";
-import { type FamilyAdapter, type HfConfig, headDim, num, posInt, refuseRopeScaling, ropeTheta, tokenId, attentionHeads } from "./adapter";
+import { type FamilyAdapter, type HfConfig, headDim, num, posInt, ropeTheta, tokenId, attentionHeads } from "./adapter";
 import { activation, llamaLayers, norm1d, savedBefore, unembed, windowSize } from "./shared";
 
-/** Per-layer windows (see the header for the version rule). */
-function qwenWindows(hf: HfConfig, nLayers: number): (number | null)[] {
+/** Per-layer windows (see the header for the version rule); Qwen3 follows the same rule. */
+export function qwenWindows(hf: HfConfig, nLayers: number, family = "qwen2"): (number | null)[] {
   const none = new Array<number | null>(nLayers).fill(null);
   if (savedBefore(hf, 4, 45) || !hf.use_sliding_window) return none;
   const w = windowSize(hf, "sliding_window");
   if (w === null) return none;
   const types = hf.layer_types;
   if (Array.isArray(types)) {
-    if (types.length !== nLayers) fail(`qwen2: layer_types has ${types.length} entries but num_hidden_layers is ${nLayers}`);
+    if (types.length !== nLayers) fail(`${family}: layer_types has ${types.length} entries but num_hidden_layers is ${nLayers}`);
     return types.map((t, l) => {
-      if (t !== "sliding_attention" && t !== "full_attention") fail(`qwen2: layer_types[${l}] is ${show(t)}; expected "sliding_attention" or "full_attention"`);
+      if (t !== "sliding_attention" && t !== "full_attention") fail(`${family}: layer_types[${l}] is ${show(t)}; expected "sliding_attention" or "full_attention"`);
       return t === "sliding_attention" ? w : null;
     });
   }
@@ -55,7 +55,6 @@ export const qwen2: FamilyAdapter = {
   dims(hf: HfConfig): ModelDims {
     const { dModel, nHeads, nKvHeads } = attentionHeads(hf);
     const dHead = headDim(dModel, nHeads, "hidden_size", "num_attention_heads");
-    refuseRopeScaling(hf, "qwen2");
     const nLayers = posInt(hf, "num_hidden_layers");
     return {
       family: "qwen2", nLayers, nHeads, nKvHeads, dModel, dHead, dMlp: posInt(hf, "intermediate_size"),

@@ -1,13 +1,13 @@
 /**
- * Helpers shared by the adapters added for issue 8 (gpt-neo, gpt-neox, gemma, phi3, qwen2, mistral, stable-lm):
- * reading config fields whose spelling or meaning drifted across transformers versions, and the weight layouts
- * several families share (Llama-style `q/k/v/o_proj` attention, `gate/up/down_proj` MLP).
+ * Helpers shared by the adapters: reading config fields whose spelling or meaning drifted across transformers
+ * versions, the dims of a Llama-like decoder, and the weight layouts several families share (Llama-style
+ * `q/k/v/o_proj` attention, `gate/up/down_proj` MLP, q/k norms, sandwich norms).
  */
 import * as tf from "@tensorflow/tfjs";
 import { fail, show } from "../../errors";
-import type { Activation, AttnParams, LayerParams, MlpParams, ModelDims, NormParams } from "../types";
+import type { Activation, AttnParams, FamilyName, LayerParams, MlpParams, ModelDims, NormParams } from "../types";
 import type { WeightReader } from "../weights";
-import { type HfConfig, firstOf } from "./adapter";
+import { type HfConfig, attentionHeads, firstOf, headDim, num, posInt, ropeTheta, tokenId } from "./adapter";
 
 /** Hugging Face `ACT2FN` names we implement, mapped to our activations. */
 const ACTIVATIONS: Record<string, Activation> = {
@@ -85,26 +85,114 @@ export function separateQkv(r: WeightReader, c: ModelDims, p: string, bias_: { q
   };
 }
 
-/** SwiGLU-style MLP `down(act(gate(x)) * up(x))` from `gate_proj`, `up_proj`, `down_proj` without biases. */
-export function gatedMlp(r: WeightReader, c: ModelDims, p: string): MlpParams {
+/** SwiGLU-style MLP `down(act(gate(x)) * up(x))` from `gate_proj`, `up_proj`, `down_proj` (biases with Llama's `mlp_bias`). */
+export function gatedMlp(r: WeightReader, c: ModelDims, p: string, withBias = false): MlpParams {
   return {
-    wGate: r.linear(p + "gate_proj.weight", c.dMlp, c.dModel),
-    wIn: r.linear(p + "up_proj.weight", c.dMlp, c.dModel),
-    wOut: r.linear(p + "down_proj.weight", c.dModel, c.dMlp),
+    wGate: r.linear(p + "gate_proj.weight", c.dMlp, c.dModel), bGate: bias(r, p + "gate_proj", c.dMlp, withBias),
+    wIn: r.linear(p + "up_proj.weight", c.dMlp, c.dModel), bIn: bias(r, p + "up_proj", c.dMlp, withBias),
+    wOut: r.linear(p + "down_proj.weight", c.dModel, c.dMlp), bOut: bias(r, p + "down_proj", c.dModel, withBias),
   };
 }
 
-/** The decoder layers of the Llama-like families (`layers.{l}.input_layernorm` … `mlp.down_proj`), RMSNorm. */
-export function llamaLayers(r: WeightReader, c: ModelDims, attnBias: { qkv: boolean; o: boolean }): LayerParams[] {
+/** How a Llama-like family's decoder layer is stored beyond the Llama names. */
+export interface LlamaLayerLayout {
+  /** Biases on q/k/v and on o (Qwen2 q/k/v; Llama `attention_bias` all four). */
+  attnBias: { qkv: boolean; o: boolean };
+  /** Biases on gate/up/down (Llama `mlp_bias`). */
+  mlpBias?: boolean;
+  /**
+   * Norm names: "llama" input_layernorm → ln1, post_attention_layernorm → ln2; "gemma2" adds
+   * post_attention_layernorm → ln1Post, pre_feedforward_layernorm → ln2, post_feedforward_layernorm → ln2Post;
+   * "olmo2" post_attention_layernorm → ln1 and post_feedforward_layernorm → ln2 (both on the sublayer outputs).
+   */
+  norms?: "llama" | "gemma2" | "olmo2";
+}
+
+/** The decoder layers of the Llama-like families (`layers.{l}.self_attn.q_proj` … `mlp.down_proj`), RMSNorm. */
+export function llamaLayers(r: WeightReader, c: ModelDims, layout: LlamaLayerLayout | { qkv: boolean; o: boolean }): LayerParams[] {
+  const o: LlamaLayerLayout = "attnBias" in layout ? layout : { attnBias: layout };
+  const d = c.dModel;
   return Array.from({ length: c.nLayers }, (_, l) => {
     const p = `layers.${l}.`;
-    return {
-      ln1: norm1d(r, p + "input_layernorm", c.dModel, false),
-      ln2: norm1d(r, p + "post_attention_layernorm", c.dModel, false),
-      attn: separateQkv(r, c, p + "self_attn.", attnBias),
-      mlp: gatedMlp(r, c, p + "mlp."),
-    };
+    const n = (name: string) => norm1d(r, p + name, d, false);
+    const norms = o.norms === "gemma2"
+      ? { ln1: n("input_layernorm"), ln1Post: n("post_attention_layernorm"), ln2: n("pre_feedforward_layernorm"), ln2Post: n("post_feedforward_layernorm") }
+      : o.norms === "olmo2"
+        ? { ln1: n("post_attention_layernorm"), ln2: n("post_feedforward_layernorm") }
+        : { ln1: n("input_layernorm"), ln2: n("post_attention_layernorm") };
+    const attn = separateQkv(r, c, p + "self_attn.", o.attnBias);
+    if (c.qkRmsNorm) Object.assign(attn, qkNormWeights(r, c, p + "self_attn."));
+    return { ...norms, attn, mlp: gatedMlp(r, c, p + "mlp.", o.mlpBias) };
   });
+}
+
+/**
+ * q/k RMSNorm weights as `[heads, d_head]`: `q_norm.weight`/`k_norm.weight` of size d_head shared by every head
+ * (Qwen3, Gemma 3: tiled), or of size heads·d_head over the whole projection (OLMo 2: reshaped).
+ */
+export function qkNormWeights(r: WeightReader, c: ModelDims, p: string): { qNorm: tf.Tensor2D; kNorm: tf.Tensor2D } {
+  const read = (name: string, heads: number): tf.Tensor2D => {
+    if (c.qkRmsNorm === "projection") return tf.tensor2d(r.data(name, [heads * c.dHead]), [heads, c.dHead]);
+    const shared = r.data(name, [c.dHead]);
+    const tiled = new Float32Array(heads * c.dHead);
+    for (let h = 0; h < heads; h++) tiled.set(shared, h * c.dHead);
+    return tf.tensor2d(tiled, [heads, c.dHead]);
+  };
+  return { qNorm: read(p + "q_norm.weight", c.nHeads), kNorm: read(p + "k_norm.weight", c.nKvHeads) };
+}
+
+/** `head_dim` when the config sets it (a null or absent one falls back to hidden_size / num_attention_heads). */
+export function explicitHeadDim(hf: HfConfig, dModel: number, nHeads: number): number {
+  return hf.head_dim == null ? headDim(dModel, nHeads, "hidden_size", "num_attention_heads") : posInt(hf, "head_dim");
+}
+
+/**
+ * The dims of a Llama-like decoder from the Llama field names (hidden_size, num_attention_heads,
+ * num_key_value_heads, head_dim, intermediate_size, rms_norm_eps, rope_theta, hidden_act …): RMSNorm before each
+ * sublayer, full rotary, gated MLP, scale head_dim^-0.5, full causal attention. Families override what differs.
+ */
+export function llamaLikeDims(hf: HfConfig, family: FamilyName, act: Activation = activation(hf, "hidden_act", family)): ModelDims {
+  const { dModel, nHeads, nKvHeads } = attentionHeads(hf);
+  const dHead = explicitHeadDim(hf, dModel, nHeads);
+  const nLayers = posInt(hf, "num_hidden_layers");
+  return {
+    family, nLayers, nHeads, nKvHeads, dModel, dHead, dMlp: posInt(hf, "intermediate_size"),
+    dVocab: posInt(hf, "vocab_size"), nCtx: posInt(hf, "max_position_embeddings"),
+    normKind: "rmsnorm", normEps: num(hf, "rms_norm_eps"), normWeightOffset: 0,
+    positional: "rotary", rotaryDim: dHead, rotaryBase: ropeTheta(hf, 10000), parallelResidual: false, gatedMlp: true, act,
+    attnScale: 1 / Math.sqrt(dHead), windows: new Array(nLayers).fill(null), embedScale: 1,
+    tiedEmbeddings: Boolean(hf.tie_word_embeddings), bosTokenId: tokenId(hf.bos_token_id),
+    eosTokenId: tokenId(hf.eos_token_id), initStd: num(hf, "initializer_range"),
+  };
+}
+
+/**
+ * Per-layer windows from `layer_types` ("sliding_attention" / "full_attention"), else from a rule: null for a
+ * full-attention layer, the window for a sliding one.
+ */
+export function layerWindows(hf: HfConfig, family: string, nLayers: number, window: number | null, sliding: (l: number) => boolean): (number | null)[] {
+  const types = hf.layer_types;
+  if (Array.isArray(types)) {
+    if (types.length !== nLayers) fail(`${family}: layer_types has ${types.length} entries but num_hidden_layers is ${nLayers}`);
+    return types.map((t, l) => {
+      if (t !== "sliding_attention" && t !== "full_attention") fail(`${family}: layer_types[${l}] is ${show(t)}; expected "sliding_attention" or "full_attention"`);
+      return t === "sliding_attention" ? window : null;
+    });
+  }
+  return Array.from({ length: nLayers }, (_, l) => (sliding(l) ? window : null));
+}
+
+/** A soft-capping value: a positive number, or undefined for null/absent. */
+export function softcapField(hf: HfConfig, key: string): number | undefined {
+  const v = hf[key];
+  if (v === null || v === undefined) return undefined;
+  if (typeof v !== "number" || !(v > 0)) fail(`config field ${key} must be a positive number or null, got ${show(v)}`);
+  return v;
+}
+
+/** A norm without parameters (OLMo's LayerNorm): weight ones, no bias, so the shared LayerNorm applies it exactly. */
+export function plainNorm(d: number): NormParams {
+  return { w: tf.ones([d]) as tf.Tensor1D };
 }
 
 /**

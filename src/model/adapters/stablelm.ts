@@ -18,7 +18,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { ModelDims, ModelParams, NormParams } from "../types";
 import type { WeightReader } from "../weights";
-import { type FamilyAdapter, type HfConfig, headDim, num, posInt, refuseRopeScaling, ropeTheta, tokenId, attentionHeads } from "./adapter";
+import { type FamilyAdapter, type HfConfig, headDim, num, posInt, ropeTheta, tokenId, attentionHeads } from "./adapter";
 import { activation, gatedMlp, norm1d, partialRotaryFactor, rotaryDims, separateQkv, unembed } from "./shared";
 
 /** The per-head LayerNorm weights `norms.{h}.weight` stacked to `[heads, d_head]`. */
@@ -55,7 +55,6 @@ export const stablelm: FamilyAdapter = {
   dims(hf: HfConfig): ModelDims {
     const { dModel, nHeads, nKvHeads } = attentionHeads(hf);
     const dHead = headDim(dModel, nHeads, "hidden_size", "num_attention_heads");
-    refuseRopeScaling(hf, "stable-lm");
     const nLayers = posInt(hf, "num_hidden_layers");
     return {
       family: "stable-lm", nLayers, nHeads, nKvHeads, dModel, dHead, dMlp: posInt(hf, "intermediate_size"),

@@ -3,7 +3,7 @@
  *   8 bytes little-endian u64 N | N bytes UTF-8 JSON header | raw data.
  * The header maps tensor names to {dtype, shape, data_offsets: [begin, end]} (offsets relative to the data
  * block) plus an optional "__metadata__" string map. We read F32/F16/BF16 (and integer dtypes) into
- * Float32Array/Int32Array and write F32/I32.
+ * Float32Array/Int32Array and write F32/F64/I32.
  */
 import * as fs from "node:fs";
 import { ArrakisError, fail, show } from "../errors";
@@ -192,12 +192,18 @@ export class SafetensorsFile {
 
   read(name: string): LoadedTensor {
     const entry = this.header.entries.get(name) ?? fail(`${this.path}: no tensor named ${show(name)}`);
+    return decodeTensor(entry, this.readBytes(name));
+  }
+
+  /** The raw little-endian bytes of one tensor (for dtypes `read` would convert, such as F64). */
+  readBytes(name: string): Uint8Array {
+    const entry = this.header.entries.get(name) ?? fail(`${this.path}: no tensor named ${show(name)}`);
     const [begin, end] = entry.data_offsets;
     const bytes = new Uint8Array(end - begin);
     const got = readFully(this.fd, bytes, this.header.dataStart + begin);
     // The header was checked against the file's size when it was opened; a short read means it shrank since.
     if (got !== end - begin) fail(`${this.path}: truncated safetensors file: tensor ${show(name)} needs ${end - begin} bytes but only ${got} could be read (the file changed after it was opened)`);
-    return decodeTensor(entry, bytes);
+    return bytes;
   }
 
   close(): void {
@@ -264,11 +270,11 @@ export function readSafetensors(path: string): { tensors: Map<string, LoadedTens
 
 export interface TensorToWrite {
   shape: number[];
-  data: Float32Array | Int32Array;
+  data: Float32Array | Int32Array | Float64Array;
 }
 
 /**
- * Serialises tensors as safetensors (F32 for Float32Array, I32 for Int32Array), names sorted and the header
+ * Serialises tensors as safetensors (F32 for Float32Array, F64 for Float64Array, I32 for Int32Array), names sorted and the header
  * padded with spaces to a multiple of 8, as `save_pretrained` writes them.
  */
 export function encodeSafetensors(tensors: Record<string, TensorToWrite>, metadata: Record<string, string> = { format: "pt" }): Uint8Array {
@@ -280,7 +286,7 @@ export function encodeSafetensors(tensors: Record<string, TensorToWrite>, metada
     const count = t.shape.reduce((a, b) => a * b, 1);
     if (count !== t.data.length) fail(`tensor ${show(name)}: shape ${show(t.shape)} needs ${count} values, got ${t.data.length}`);
     const bytes = t.data.byteLength;
-    header[name] = { dtype: t.data instanceof Int32Array ? "I32" : "F32", shape: t.shape, data_offsets: [offset, offset + bytes] };
+    header[name] = { dtype: t.data instanceof Int32Array ? "I32" : t.data instanceof Float64Array ? "F64" : "F32", shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
   const raw = new TextEncoder().encode(JSON.stringify(header));

@@ -32,15 +32,9 @@ export {
   type ComparisonOptions,
 } from "./attention";
 export { HeadScores, detectHeads, detectionTargets, repeatedRandomTokens, DETECTOR_KINDS, type DetectorKind, type DetectorOptions } from "./detectors";
-export {
-  BaseInterpretabilityBench,
-  MIExperiment,
-  ModelProfile,
-  HypothesisTest,
-  toRecordValue,
-  type BenchTools,
-  type ExperimentRecord,
-  type ExperimentVersion,
-  type HypothesisOptions,
-  type ProfileComponent,
-} from "./bench";
+export { BaseInterpretabilityBench, MIExperiment, type BenchTools, type ExperimentRecord, type ExperimentVersion } from "./experiment";
+export { ExperimentVersionList, ExperimentRecordList, ExperimentVersionDetail } from "./experiment-views";
+export { toRecordValue, INLINE_ELEMENTS, type TensorRef } from "./record-value";
+export { ModelProfile, type ProfileComponent } from "./profile";
+export { HypothesisTest, type HypothesisOptions } from "./hypothesis";
+export { setCellSourceLookup, type CellSourceLookup } from "./cell-source";

@@ -1,7 +1,8 @@
 /**
- * The experiment bench (src/tools/bench.ts): useTools, the append-only experiment log (including a child
- * process killed in the middle of a run), versions read back by a fresh bench, the profiler's time
+ * The experiment bench (src/tools/experiment.ts): useTools, the append-only experiment log (including a
+ * child process killed in the middle of a run), versions read back by a fresh bench, the profiler's time
  * partition and activation sizes, and Welch's t-test against R's numbers for Student's sleep data.
+ * The log's storage (side files, streaming reads, write failures, summaries): experiment-log.test.ts.
  */
 import { test, before, after } from "node:test";
 import * as assert from "node:assert/strict";

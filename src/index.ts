@@ -12,7 +12,8 @@ export { HookedAutoModel, type ModelOptions, type RunWithCacheOptions } from "./
 export { embeddedModelDir } from "./model/load";
 export { ActivationCache } from "./model/cache";
 export type { HookFn, HookContext, HookSpec, HookTarget, HookHandle, HookPointInfo } from "./model/hooks";
-export type { ModelDims, FamilyName } from "./model/types";
+export type { ModelDims, FamilyName, RopeScaling } from "./model/types";
+export { modelSize, checkModelFits, memoryLimit, type ModelSize } from "./model/size";
 export type { ModelInput } from "./model/input";
 export { ARRAKIS_NAMES, implementedFamilies } from "./model/adapters";
 export { TextTokenizer } from "./io/tokenizer";

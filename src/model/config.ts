@@ -96,6 +96,29 @@ export class HookedAutoConfig {
     checkScalars(this.dims, this.hf);
   }
 
+  /**
+   * A small model of a family for experiments and tests (2 layers, hidden 128, 4 heads of 32, MLP 512, a
+   * vocabulary of 1024, the family's own flags): under a million parameters, built in well under a second. For a
+   * real tokenizer's ids pass its `vocab_size` in `overrides` (the embedding then dominates the size).
+   *
+   *     new HookedAutoModel(HookedAutoConfig.small("llama"))
+   */
+  static small(name: string, overrides: HookedAutoConfigFields = {}): HookedAutoConfig {
+    const adapter = adapterFor(name);
+    const keys = new Set([...adapter.configKeys, ...Object.keys(adapter.attributeMap ?? {})]);
+    const fields: HookedAutoConfigFields = { name: adapter.family, hidden_size: 128, num_hidden_layers: 2, num_attention_heads: 4, vocab_size: 1024 };
+    const set = (key: string, value: unknown) => {
+      if (keys.has(key)) fields[key] = value;
+    };
+    set("num_key_value_heads", 2);
+    set("head_dim", 32);
+    set("intermediate_size", 512);
+    set("n_inner", 512);
+    set("query_pre_attn_scalar", 32);
+    if (adapter.family === "gpt-neo") fields.attention_types = [[["global", "local"], 1]];
+    return new HookedAutoConfig({ ...fields, ...overrides });
+  }
+
   /** The config as a Hugging Face config.json object. */
   toJSON(): HfConfig {
     return { ...this.hf };

@@ -4,6 +4,7 @@
  * the weights identical on every backend for the same seed.
  */
 import * as tf from "@tensorflow/tfjs";
+import { checkModelFits } from "./size";
 import type { ModelDims, ModelParams, NormParams } from "./types";
 
 /** mulberry32: a tiny, well-distributed 32-bit PRNG. */
@@ -19,6 +20,7 @@ function mulberry32(seed: number): () => number {
 }
 
 export function initParams(c: ModelDims, seed: number): ModelParams {
+  checkModelFits(c, `random init of ${c.family}`); // before the first allocation: a 7 B default would hang the machine
   const rand = mulberry32(seed);
   const normal = (shape: number[]): tf.Tensor => {
     const n = shape.reduce((a, b) => a * b, 1);

@@ -1,0 +1,68 @@
+/**
+ * Model size before allocation: the parameter count from the dims equals the count of Hugging Face's stored
+ * tensors for every family's checkpoint, and a model that cannot fit is refused before the first tensor with a
+ * message that says what to do instead.
+ */
+import { before, describe, test } from "node:test";
+import * as assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { ArrakisError, HookedAutoConfig, HookedAutoModel, checkModelFits, implementedFamilies, initBackend, memoryLimit, modelSize } from "../src";
+import { familyCases, laterCases } from "./reference/checkpoints";
+
+before(async () => {
+  await initBackend();
+});
+
+describe("modelSize counts what Hugging Face stores", () => {
+  for (const c of [...familyCases(), ...laterCases()]) {
+    test(c.label, () => {
+      const stored = c.params.reduce((n, [, shape]) => n + shape.reduce((a, b) => a * b, 1), 0);
+      const { params, bytes } = modelSize(new HookedAutoConfig({ ...c.config }, { strict: false }).dims);
+      // Exact up to the optional projection biases (Qwen2's q/k/v, Llama's attention_bias/mlp_bias) and OLMo's
+      // parameter-free norms, a fraction of a percent even at this tiny size.
+      assert.ok(Math.abs(params - stored) <= 0.01 * stored, `${params} counted vs ${stored} stored`);
+      assert.equal(bytes, 4 * params);
+    });
+  }
+});
+
+describe("a model that cannot fit is refused before allocation", () => {
+  const llama = new HookedAutoConfig({ name: "llama" }); // HF's LlamaConfig defaults: the Llama-2-7B shape
+
+  test("checkModelFits names the count, the bytes, the limit and the small preset", () => {
+    assert.equal(modelSize(llama.dims).params, 6738415616); // Llama-2-7B's published count
+    assert.throws(
+      () => checkModelFits(llama.dims, "random init of llama", { bytes: 4 * 1024 ** 3, what: "the 4 GiB heap of the wasm backend" }),
+      (e: Error) =>
+        e instanceof ArrakisError &&
+        /6\.74 B parameters need 25\.1 GiB in float32, more than the 4 GiB heap of the wasm backend \(4\.0 GiB\)/.test(e.message) &&
+        /hidden_size, num_hidden_layers/.test(e.message) &&
+        /HookedAutoConfig\.small\("llama"\)/.test(e.message),
+    );
+    assert.deepEqual(checkModelFits(HookedAutoConfig.small("llama").dims, "x", { bytes: 4 * 1024 ** 3, what: "4 GiB" }), modelSize(HookedAutoConfig.small("llama").dims));
+  });
+
+  test("new HookedAutoModel(new HookedAutoConfig({ name: 'llama' })) throws at once and allocates nothing", (t) => {
+    if (memoryLimit().bytes >= modelSize(llama.dims).bytes) {
+      t.skip(`this engine may hold ${memoryLimit().bytes} bytes, so a 27 GB model is not refused here`);
+      return;
+    }
+    const before = tf.memory().numTensors;
+    assert.throws(() => new HookedAutoModel(llama), /random init of llama: 6\.74 B parameters/);
+    assert.equal(tf.memory().numTensors, before);
+  });
+
+  test("HookedAutoConfig.small gives every family a model that builds and runs", () => {
+    for (const f of implementedFamilies()) {
+      const config = HookedAutoConfig.small(f);
+      assert.equal(config.dims.family, f);
+      assert.ok(modelSize(config.dims).params < 1e6, `${f}: ${modelSize(config.dims).params} parameters`);
+      const model = new HookedAutoModel(config);
+      const y = model.forward([[1, 2, 3]]);
+      assert.deepEqual(y.shape, [1, 3, 1024]);
+      assert.ok(y.dataSync().every(Number.isFinite));
+      y.dispose();
+      model.dispose();
+    }
+  });
+});

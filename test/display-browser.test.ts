@@ -357,3 +357,126 @@ describe("display in browsers", { skip: SKIP }, () => {
     await page.screenshot({ path: screenshotPath("jupyterlab-outputarea.png"), fullPage: true });
   });
 });
+
+// ------------------------------------------------------------------ the circuit views
+
+/** The circuit views' notebook: the linked attention view, patching and logit-lens grids (Plotly), DLA bars (Vega-Lite). */
+function circuitBundles(): display.MimeBundle[] {
+  display.resetPlotlyLibrary();
+  const layers = [[pattern(1), pattern(2)], [pattern(3), pattern(4)]];
+  return [
+    display.linkedAttentionView({ tokens: TOKENS, layers: [0, 1], patterns: layers, layer: 1, head: 0 }),
+    display.patchingView({
+      values: [[0, 1, 0.2, 0], [0, 0.9, -0.1, 0.3]],
+      raw: [[1, 2, 1.2, 1], [1, 1.9, 0.9, 1.3]],
+      columns: ["0 The", "1 cat / dog", "2 sat", "3 on"],
+      columnTitle: "position",
+      title: "Activation patching",
+      subtitle: "(patched − corrupted) / (clean − corrupted)",
+      metricLabel: "restored fraction",
+    }),
+    display.logitLensView({
+      rows: ["embed", "L0", "L1"],
+      tokens: TOKENS,
+      top: [0, 1, 2].map((r) => TOKENS.map((_, p) => [{ token: TOKENS[(p + r) % N], prob: 0.5 }, { token: "x", prob: 0.1 }])),
+      targetRank: [0, 1, 2].map((r) => TOKENS.map((_, p) => (p < N - 1 ? r * 3 + p : null))),
+      targetProb: [0, 1, 2].map((r) => TOKENS.map((_, p) => (p < N - 1 ? (r + 1) / 4 : null))),
+      title: "Logit lens",
+    }),
+    display.attributionView({ names: ["embed", "L0H0", "L1H1", "L1 MLP"], values: [0.5, -0.2, 2.5, 0.1], title: "Direct logit attribution", subtitle: "sum 2.9" }),
+  ];
+}
+
+describe("circuit views in browsers", { skip: SKIP }, () => {
+  let dir: string;
+  before(() => {
+    if (!HAVE_CHROMIUM) return;
+    dir = path.join(work, "circuits");
+    fs.mkdirSync(dir, { recursive: true });
+    const all = circuitBundles();
+    fs.writeFileSync(path.join(dir, "trusted.ipynb"), JSON.stringify(notebookOf(all, "circuits trusted")));
+    fs.writeFileSync(path.join(dir, "untrusted.ipynb"), JSON.stringify(notebookOf(all, "circuits untrusted")));
+    runPython(["nbconvert", "--to", "html", "--output-dir", path.join(dir, "html"), path.join(dir, "trusted.ipynb")], jupyterEnv(path.join(work, "jupyter")));
+  });
+
+  /** Hovers token `i` of the linked view and returns what the page shows for every token and the info line. */
+  async function hoverToken(page: Page, i: number) {
+    const span = page.locator(".arrakis-token").nth(i);
+    await span.scrollIntoViewIfNeeded();
+    await span.hover();
+    return page.evaluate(() => ({
+      attend: Array.from(document.querySelectorAll(".arrakis-token")).map((s) => Number(s.getAttribute("data-attend"))),
+      attendedBy: Array.from(document.querySelectorAll(".arrakis-token")).map((s) => Number(s.getAttribute("data-attended-by"))),
+      background: getComputedStyle(document.querySelectorAll(".arrakis-token")[1]).backgroundColor,
+      info: document.querySelector(".arrakis-linked-info")!.textContent,
+    }));
+  }
+
+  test("nbconvert HTML, JavaScript on: the linked view links tokens both ways and switches heads; the grids are interactive", async () => {
+    const page = await newPage();
+    await page.goto("file://" + path.join(dir, "html", "trusted.html"));
+    await page.waitForSelector("[data-arrakis-live]", { timeout: 10_000 });
+    assert.equal(await page.locator(".arrakis-linked img.arrakis-static").evaluate((i) => getComputedStyle(i).display), "none", "static picture hidden");
+    assert.equal(await page.locator(".arrakis-token").count(), N, "tokens as text");
+    assert.equal(await page.locator(".arrakis-linked canvas[data-head]").count(), 4, "a thumbnail per head");
+    // Selected layer 1 head 0 = pattern(3): token 5 attends to keys 0..5 with row 5, and is attended by rows 5..7.
+    const p = pattern(3);
+    const seen = await hoverToken(page, 5);
+    const r3 = (x: number) => Math.round(x * 1000) / 1000;
+    assert.deepEqual(seen.attend, TOKENS.map((_, k) => (k <= 5 ? r3(p[5][k]) : 0)));
+    assert.deepEqual(seen.attendedBy, TOKENS.map((_, q) => (q >= 5 ? r3(p[q][5]) : 0)));
+    assert.match(seen.background, /rgba\(33, 102, 172/);
+    const best = p[5].slice(0, 6).indexOf(Math.max(...p[5].slice(0, 6)));
+    assert.ok(seen.info!.includes(`attends most to ${display.formatToken(TOKENS[best])} (${best}) ${r3(p[5][best]).toFixed(3)}`), seen.info!);
+    // Another head: click its thumbnail, and the same hover reads that head's pattern.
+    await page.locator('.arrakis-linked canvas[data-layer="0"][data-head="1"]').click();
+    assert.equal(await page.locator("[data-arrakis-linked]").getAttribute("data-selected"), "0.1");
+    const other = await hoverToken(page, 5);
+    assert.deepEqual(other.attend, TOKENS.map((_, k) => (k <= 5 ? r3(pattern(2)[5][k]) : 0)));
+    await page.locator(".arrakis-linked").screenshot({ path: screenshotPath("circuits-linked-view.png") });
+    // The patching and logit-lens grids draw with Plotly; the logit lens hover names the next token's rank.
+    await expectInteractive(page, 2);
+    const lens = page.locator("[data-arrakis-plot]").nth(1).locator(".nsewdrag");
+    await lens.scrollIntoViewIfNeeded();
+    const box = (await lens.boundingBox())!;
+    await page.mouse.move(box.x + (box.width * 2.5) / N, box.y + (box.height * 1.5) / 3);
+    const tip = page.locator(".hoverlayer .hovertext").first();
+    await tip.waitFor({ timeout: 5000 });
+    assert.match((await tip.textContent()) ?? "", /L0 · position 2.*rank 5, 50\.0%/);
+    await page.screenshot({ path: screenshotPath("circuits-js-on.png"), fullPage: true });
+  });
+
+  test("nbconvert HTML, JavaScript off: every circuit view shows its static picture", async () => {
+    const page = await newPage({ javaScriptEnabled: false });
+    await page.goto("file://" + path.join(dir, "html", "trusted.html"));
+    await expectStaticPictures(page, 3); // linked view + two grids
+    assert.equal(await page.locator(".arrakis-token").count(), 0, "no live view without scripts");
+    const pngs = await page.evaluate(() => Array.from(document.querySelectorAll(".jp-RenderedImage img, .output_png img")).map((i) => (i as HTMLImageElement).naturalWidth));
+    assert.equal(pngs.length, 1, "the attribution bars as image/png");
+    assert.ok(pngs[0] > 200);
+    await page.screenshot({ path: screenshotPath("circuits-js-off.png"), fullPage: true });
+  });
+
+  test("classic Notebook: the linked view is live in a trusted notebook (offline, no library) and a picture in an untrusted one", async () => {
+    const env = jupyterEnv(path.join(work, "jupyter"));
+    trustNotebook(path.join(dir, "trusted.ipynb"), env);
+    const server = await startClassicNotebook(dir, env);
+    try {
+      const page = await newPage();
+      await page.route(/^https?:\/\/(?!127\.0\.0\.1|localhost)/, (route) => route.abort()); // nothing from the network
+      await page.goto(`${server.url}/notebooks/trusted.ipynb`);
+      await page.waitForSelector("[data-arrakis-live]", { timeout: 30_000 });
+      const seen = await hoverToken(page, 3);
+      assert.equal(seen.attend[0], Math.round(pattern(3)[3][0] * 1000) / 1000);
+      const untrusted = await newPage();
+      await untrusted.goto(`${server.url}/notebooks/untrusted.ipynb`);
+      await untrusted.waitForSelector(".arrakis-linked img.arrakis-static", { timeout: 30_000 });
+      await untrusted.waitForTimeout(1000);
+      assert.equal(await untrusted.locator("[data-arrakis-live]").count(), 0);
+      const img = await untrusted.locator(".arrakis-linked img.arrakis-static").evaluate((i) => ({ w: (i as HTMLImageElement).naturalWidth, display: getComputedStyle(i).display }));
+      assert.ok(img.w > 100 && img.display !== "none", `static picture shown (${img.w}px)`);
+    } finally {
+      await server.stop();
+    }
+  });
+});

@@ -31,7 +31,7 @@ export function patchingView(props: PatchingViewProps): MimeBundle {
   const best = flat.length ? Math.max(...flat) : NaN;
   const text = [
     props.subtitle,
-    `${rows.length} layers × ${columns.length} ${props.columnTitle}s; highest ${best.toFixed(3)}`,
+    `${rows.length} layers × ${columns.length} columns (${props.columnTitle}); highest ${best.toFixed(3)}`,
     ...props.values.map((r, l) => `L${l}`.padEnd(5) + r.map((v) => v.toFixed(2).padStart(7)).join("")),
   ].join("\n");
   return labelGridBundle(VIEW, {

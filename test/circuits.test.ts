@@ -326,3 +326,24 @@ test("attentionView holds every layer's real patterns and renders HTML that buil
   assert.match(String(b["text/plain"]), /selected: layer 1, head 2/);
   assert.throws(() => tools.attentionView(clean, { layer: 1, layers: [0] }), /layer 1 is not among the layers shown \(0\)/);
 });
+
+test("families whose heads do not write linearly into the logits are refused by logitAttribution, with the reason; the lens and pattern merges still work", async () => {
+  const { HookedAutoConfig } = await import("../src");
+  const gemma2 = new HookedAutoModel(new HookedAutoConfig({ name: "gemma2", hidden_size: 16, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 8, intermediate_size: 32, num_hidden_layers: 2, vocab_size: 20, max_position_embeddings: 32 }), { seed: 3 });
+  try {
+    const t = new AttentionTools(gemma2);
+    assert.throws(() => t.logitAttribution([1, 2, 3], 4, 5), (e: unknown) => e instanceof ArrakisError && /norm placement "sandwich"/.test(e.message));
+    const lens = noLeaks(() => t.logitLens([1, 2, 3, 4]), gemma2);
+    const logits = gemma2.forward([[1, 2, 3, 4]]);
+    const probs = tf.tidy(() => tf.softmax(logits).arraySync() as number[][][]);
+    logits.dispose();
+    assert.ok(maxAbsDiff(lens.top[2].map((k) => k[0].prob), probs[0].map((r) => Math.max(...r))) < 1e-6, "last row = the model's (soft-capped) probabilities");
+    const run = () => tf.tidy(() => Array.from(gemma2.forward([[1, 2, 3, 4]]).dataSync()));
+    const clean = run();
+    const m = t.mergeHeads(1, 0, 1, 0.5); // heads share the one kv head: no refusal in either mode, none needed in pattern mode
+    m.restore();
+    assert.deepEqual(run(), clean, "bit-identical after restore");
+  } finally {
+    gemma2.dispose();
+  }
+});

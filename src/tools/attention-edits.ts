@@ -130,6 +130,9 @@ export function installWeightMerge(model: HookedAutoModel, layer: number, h1: nu
         `mixing their keys/values would change every query head of kv head ${kv1} too. Merge heads of the same kv group (heads ${kv1 * group}..${(kv1 + 1) * group - 1}), use the default pattern mode, or alpha = 1 to only remove head ${h2}.`,
     );
   }
+  if (c.qkRmsNorm === "projection") {
+    fail(`mergeHeads(${layer}, ${h1}, ${h2}, { mode: "weights" }): this ${c.family} model normalises the whole query/key projection of all heads at once, so changing one head's weights changes every head; use the default pattern mode`);
+  }
   const { merged, created } = mergedAttention(model.params.layers[layer].attn, c.nHeads, c.nKvHeads, h1, h2, alpha, second);
   const edit = model.edits.swapLayer(layer, "attn", merged, created, mergeLabel(layer, h1, h2, alpha, "weights", second), "merge");
   return new MergeHandle(layer, h1, h2, alpha, "weights", second, edit);

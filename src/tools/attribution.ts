@@ -102,6 +102,8 @@ export function logitAttribution(model: HookedAutoModel, input: ModelInput, answ
   const pos = opts.position ?? T - 1;
   if (!Number.isInteger(pos) || pos < 0 || pos >= T) fail(`logitAttribution: position must be an integer in [0, ${T - 1}], got ${show(pos)}`);
   const c = model.cfg;
+  if ((c.normPlacement ?? "pre") !== "pre") fail(`logitAttribution: this ${c.family} model normalises each sublayer's output (norm placement "${c.normPlacement}") before it joins the residual stream, so a head's output is not its contribution to the logits and there is no direct attribution per head`);
+  if (c.finalSoftcap !== undefined) fail(`logitAttribution: this ${c.family} model caps its logits (tanh(l / ${c.finalSoftcap}) · ${c.finalSoftcap}), which is not linear in the residual stream; direct logit attribution needs uncapped logits`);
   const { nLayers: L, nHeads: H, dHead: dh, dModel: D } = c;
   const names = ["hook_embed", ...(c.positional === "learned" ? ["hook_pos_embed"] : []), `blocks.${L - 1}.hook_resid_post`];
   for (let l = 0; l < L; l++) names.push(`blocks.${l}.attn.hook_z`, `blocks.${l}.hook_mlp_out`);

@@ -6,7 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { type Displayable, logitLensView, type MimeBundle } from "../display";
-import { norm, project } from "../model/components";
+import { norm, project, softcap } from "../model/components";
 import type { HookedAutoModel } from "../model/hooked-model";
 import type { ModelInput } from "../model/input";
 import { checkCount, checkOptions, fmt, oneSequence, textTable, tok } from "./common";
@@ -81,7 +81,8 @@ export function logitLens(model: HookedAutoModel, input: ModelInput, options: Lo
       const [vals, idx, tgtProb, rank] = tf.tidy(() => {
         const resid = cache.get(name) as tf.Tensor3D; // [1, pos, d_model]
         const normed = tf.reshape(norm(c, resid, model.params.lnFinal), [T, c.dModel]) as tf.Tensor2D;
-        const lg = project(normed, model.params.wU, model.params.bU); // [pos, vocab]
+        const raw = project(normed, model.params.wU, model.params.bU); // [pos, vocab]
+        const lg = c.finalSoftcap === undefined ? raw : softcap(raw, c.finalSoftcap); // as the model's own logits
         const probs = tf.softmax(lg);
         const { values, indices } = tf.topk(probs, k); // [pos, k]
         if (!targets.length) return [values, indices, tf.zeros([0]), tf.zeros([0])];

@@ -1,20 +1,23 @@
 /**
- * The embedded-model training script (issue 6): a short seeded run lowers the loss, writes a Hugging Face
- * GPT-2 directory with the right names and shapes, and its tokenizer round-trips with @huggingface/tokenizers.
- * The shipped checkpoint's circuit is asserted elsewhere with the project's own tools.
+ * The embedded-model training script: its data has the promised variety, a short seeded run lowers the loss
+ * and writes a Hugging Face GPT-2 directory with the right names and shapes that the model loads to the same
+ * logits as the training forward, its tokenizer round-trips with @huggingface/tokenizers, and the grid's cells
+ * are laid out as described. The shipped checkpoint's circuit is asserted in detectors.test.ts.
  */
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
+import * as tf from "@tensorflow/tfjs";
 import { readSafetensors } from "../src/io/safetensors";
-import { trainEmbedded, TrainResult } from "../src/train/train-embedded";
-import { parameterShapes } from "../src/train/tiny-gpt2";
-import { repeatedSequences, trainingSequence, Rng, VOCAB, BOS_ID, UNK_ID, FIRST_WORD_ID } from "../src/train/synthetic";
-import { forwardJs, loadGpt2Dir } from "../src/train/circuit";
+import { HookedAutoModel } from "../src/model/hooked-model";
+import { trainEmbedded, TrainResult } from "../scripts/train/train-embedded";
+import { causalMask, forward, parameterShapes } from "../scripts/train/tiny-gpt2";
+import { gridCells, gridLengths } from "../scripts/train/grid";
+import { repeatedSequences, trainingSequence, Rng, VOCAB, BOS_ID, UNK_ID, FIRST_WORD_ID } from "../scripts/train/synthetic";
 import { ArrakisError } from "../src/errors";
-import { scratchDir } from "./helpers";
+import { maxAbsDiff, scratchDir } from "./helpers";
 
 const shippedDir = path.join(__dirname, "..", "src", "assets", "induction-2l");
 const outDir = scratchDir("arrakis-train-");
@@ -23,19 +26,41 @@ let run: TrainResult | undefined;
 async function shortRun(): Promise<TrainResult> {
   // 16-token sequences over the first 8 words only: cheap, and the loss has far to fall (ln 318 → ln 8 and below).
   run ??= await trainEmbedded({
-    steps: 40, seed: 7, out: outDir, batch: 8, warmup: 5, logEvery: 0, evalEvery: 0, check: false,
+    steps: 40, seed: 7, out: outDir, batch: 8, warmup: 5, logEvery: 0, evalEvery: 0, check: false, init: null,
     curriculum: [[40, 16]], vocabCurriculum: [[40, 8]],
   }, () => {});
   return run;
 }
 
-test("synthetic data is seeded, starts with <bos> and repeats a segment", () => {
-  const o = { length: 65, minSegment: 3, maxSegment: 30 };
+/** The longest segment that occurs at least twice in a row (copies back to back), with its first offset and copy count. */
+function longestRepeat(s: number[]): { n: number; offset: number; copies: number } | null {
+  for (let n = Math.floor((s.length - 1) / 2); n >= 2; n--) {
+    for (let i = 1; i + 2 * n <= s.length; i++) {
+      const seg = s.slice(i, i + n);
+      if (new Set(seg).size !== n || seg.join() !== s.slice(i + n, i + 2 * n).join()) continue;
+      let copies = 2;
+      while (s.slice(i + copies * n, i + (copies + 1) * n).join() === seg.join()) copies++;
+      return { n, offset: i - 1, copies };
+    }
+  }
+  return null;
+}
+
+test("synthetic data is seeded, starts with <bos>, and repeats segments of every length at any offset, or nothing", () => {
+  const o = { length: 65, minSegment: 2, maxSegment: 32, noRepeat: 0.1 };
   const a = trainingSequence(new Rng(3), o), b = trainingSequence(new Rng(3), o);
   assert.deepEqual(a, b);
   assert.equal(a.length, 65);
   assert.equal(a[0], BOS_ID);
   assert.ok(a.slice(1).every((id) => id >= FIRST_WORD_ID && id < VOCAB.length));
+  const rng = new Rng(11);
+  const seen = Array.from({ length: 2000 }, () => longestRepeat(trainingSequence(rng, o)));
+  const lengths = new Set(seen.map((r) => r?.n));
+  for (let n = 3; n <= 32; n++) assert.ok(lengths.has(n), `segment length ${n} occurs`);
+  assert.ok(seen.some((r) => r !== null && r.offset === 0) && seen.some((r) => r !== null && r.offset > 20), "offsets from 0 to far");
+  assert.ok(seen.some((r) => r !== null && r.copies >= 4), "more than two copies");
+  const none = seen.filter((r) => r === null).length / seen.length; // no repeat (a chance repeat of 2 random words is rare)
+  assert.ok(none > 0.05 && none < 0.15, `sequences without a repeat: ${none}`);
   const held = repeatedSequences(3, 10, 5);
   assert.deepEqual(held, repeatedSequences(3, 10, 5));
   for (const s of held) {
@@ -87,10 +112,55 @@ test("the written directory is a Hugging Face GPT-2 checkpoint", async () => {
     assert.deepEqual(t.shape, expected[name], name);
     assert.ok(t.data.every(Number.isFinite), `${name} is finite`);
   }
-  // The file's weights give a proper distribution with the independent float64 forward.
-  const { logProbs } = forwardJs(loadGpt2Dir(outDir), repeatedSequences(1, 5, 1)[0]);
-  const total = logProbs[3].reduce((a, lp) => a + Math.exp(lp), 0);
-  assert.ok(Math.abs(total - 1) < 1e-9);
+  // The model loads the written file to the logits the training forward computes from the same tensors.
+  const ids = repeatedSequences(2, 7, 1);
+  const m = await HookedAutoModel.fromPretrained(outDir);
+  try {
+    const loaded = m.forward(ids);
+    const trained = tf.tidy(() => {
+      const params = Object.fromEntries([...tensors].map(([k, t]) => [k, tf.tensor(t.data as Float32Array, t.shape)]));
+      const oneHot = tf.cast(tf.oneHot(tf.tensor1d(ids.flat(), "int32"), VOCAB.length), "float32") as tf.Tensor2D;
+      return forward(r.shape, params, oneHot, 2, 15, causalMask(15));
+    });
+    const diff = maxAbsDiff(loaded.dataSync(), trained.dataSync());
+    tf.dispose([loaded, trained]);
+    assert.ok(diff < 1e-4, `logits differ by ${diff}`);
+  } finally {
+    m.dispose();
+  }
+});
+
+test("--init starts from a written checkpoint's weights instead of the seeded initialisation", async () => {
+  const r = await shortRun();
+  const again = path.join(outDir, "again");
+  const opts = { steps: 1, seed: 7, batch: 8, warmup: 5, logEvery: 0, evalEvery: 0, check: false, curriculum: [[1, 16]] as Array<[number, number]>, vocabCurriculum: [[1, 8]] as Array<[number, number]> };
+  const resumed = await trainEmbedded({ ...opts, out: again, init: outDir }, () => {});
+  const fresh = await trainEmbedded({ ...opts, out: again, init: null }, () => {});
+  const late = r.losses.slice(-5).reduce((a, b) => a + b, 0) / 5;
+  assert.ok(Math.abs(resumed.losses[0] - late) < 0.5, `first loss from the checkpoint ${resumed.losses[0]} ≈ the end of its run ${late}`);
+  assert.ok(fresh.losses[0] > late + 1, `first loss from scratch ${fresh.losses[0]}`);
+  await assert.rejects(trainEmbedded({ ...opts, out: again, init: path.join(outDir, "nowhere") }, () => {}), /nowhere/);
+});
+
+test("the grid: every length from 3 to the longest that fits twice, every offset, two copies and as many as fit", () => {
+  assert.deepEqual(gridLengths(64), Array.from({ length: 29 }, (_, i) => i + 3));
+  const cells = gridCells(64, VOCAB.length, { samples: 2, seed: 1 });
+  assert.equal(cells.length, 870 + 532, "870 two-copy cells (Σ over n of 64 − 2n offsets) and 532 with 3+ copies");
+  for (const c of cells) {
+    for (const row of c.rows) {
+      assert.equal(row.length, 64);
+      assert.equal(row[0], BOS_ID);
+      assert.equal(new Set(row).size, 64 - (c.copies - 1) * c.n, "only the copies repeat");
+      const seg = row.slice(1 + c.offset, 1 + c.offset + c.n);
+      for (let k = 1; k < c.copies; k++) assert.deepEqual(row.slice(1 + c.offset + k * c.n, 1 + c.offset + (k + 1) * c.n), seg);
+    }
+  }
+  const at = (n: number, offset: number, copies: number) => cells.filter((c) => c.n === n && c.offset === offset && c.copies === copies).length;
+  assert.equal(at(3, 57, 2), 1, "no filler after");
+  assert.equal(at(3, 0, 21), 1, "21 copies of 3 words");
+  assert.equal(at(31, 1, 2), 1);
+  assert.equal(at(21, 0, 3), 1);
+  assert.equal(at(22, 0, 3), 0, "3 copies of 22 words do not fit");
 });
 
 test("the tokenizer round-trips with @huggingface/tokenizers and prepends <bos>", async () => {

@@ -7,8 +7,8 @@ import * as tf from "@tensorflow/tfjs";
 import { checkModelFits } from "./size";
 import type { ModelDims, ModelParams, NormParams } from "./types";
 
-/** mulberry32: a tiny, well-distributed 32-bit PRNG. */
-function mulberry32(seed: number): () => number {
+/** mulberry32: a tiny, well-distributed 32-bit PRNG (also the training script's data and init stream). */
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

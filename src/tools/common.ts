@@ -2,6 +2,7 @@
  * Small helpers shared by the tools: argument checks that name the bad value, a seeded PRNG, ranking and
  * text formatting for `toString()`. Nothing here touches tensors.
  */
+import { mulberry32 } from "../model/init";
 import { checkIndex, fail, show } from "../errors";
 import type { HookedAutoModel } from "../model/hooked-model";
 import type { ModelInput } from "../model/input";
@@ -48,16 +49,10 @@ export function oneSequence(model: HookedAutoModel, input: ModelInput, tool: str
   return rows[0];
 }
 
-/** mulberry32: a tiny seeded PRNG with 32-bit integer state, identical on every platform. */
+/** The model's seeded PRNG (mulberry32, identical on every platform), with the seed checked. */
 export function seededRandom(seed: number): () => number {
   if (!Number.isInteger(seed)) fail(`seed must be an integer, got ${show(seed)}`);
-  let state = seed >>> 0;
-  return () => {
-    let t = (state = (state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(seed);
 }
 
 /** Indices of the k largest values, largest first; ties keep the lower index first (stable, reproducible). */

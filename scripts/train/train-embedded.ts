@@ -1,27 +1,31 @@
 /**
  * Trains the embedded default model (`src/assets/induction-2l/`): a 2-layer GPT-2 that learns an induction
  * circuit from the synthetic repeated-word data of `synthetic.ts`, then writes a Hugging Face directory
- * (config.json, model.safetensors, tokenizer.json, tokenizer_config.json, README.md model card) and checks
- * the circuit on the written files with an independent forward (`circuit.ts`).
+ * (config.json, model.safetensors, tokenizer.json, tokenizer_config.json, README.md model card), loads it
+ * back with `HookedAutoModel` and checks the circuit over the whole generalisation grid (`grid.ts`).
  *
- *   npx tsx src/train/train-embedded.ts [--steps N] [--seed S] [--out DIR] [--backend wasm|cpu] [--no-check]
+ *   npx tsx scripts/train/train-embedded.ts [--stage1] [--init DIR|stage1|none] [--steps N] [--seed S] [--out DIR] [--no-check]
  *
- * The defaults make the shipped model. Backend: single-threaded wasm (XNNPACK) measured ~14× faster than the
+ * The defaults make the shipped model in two stages: stage 1 (`STAGE1`, the circuit on long segments; its result
+ * is kept in scripts/train/stage1/ and retrained when missing), then a broadening stage from those weights.
+ *
+ * Backend: single-threaded wasm (XNNPACK) measured ~14× faster than the
  * pure-JS cpu backend for this model here (≈0.35 s vs ≈5 s per 32×64-token step); the threaded wasm build
  * does not start under Node, and a single thread keeps every run bit-for-bit reproducible.
  */
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
-import { fail, show } from "../errors";
-import { writeSafetensors, TensorToWrite } from "../io/safetensors";
-import { circuitProblems, circuitReport, CircuitReport, formatGrid, loadGpt2Dir } from "./circuit";
+import { initBackend } from "../../src/backend";
+import { fail, show } from "../../src/errors";
+import { readSafetensors, writeSafetensors, TensorToWrite } from "../../src/io/safetensors";
+import { HookedAutoModel } from "../../src/model/hooked-model";
+import { gridProblems, GridReport, gridTable, inductionGrid } from "./grid";
 import { gpt2ConfigJson, tokenizerConfigJson, tokenizerJson } from "./hf-files";
 import { FIRST_WORD_ID, repeatedSequences, Rng, SyntheticOptions, trainingBatch, VOCAB } from "./synthetic";
-import {
-  causalMask, crossEntropy, forward, initParameters, parameterCount, parameterShapes, TinyGpt2Shape,
-} from "./tiny-gpt2";
+import { causalMask, crossEntropy, forward, HostTensor, initParameters, parameterCount, parameterShapes, TinyGpt2Shape } from "./tiny-gpt2";
 
 export interface TrainOptions {
   steps: number;
@@ -50,9 +54,18 @@ export interface TrainOptions {
    * model solved the short repeats with positional offset heads in layer 0 instead of an induction circuit.
    */
   curriculum: Array<[number, number]>;
-  /** Data form during the curriculum's short contexts and at the full context (see `SyntheticOptions.gaps`). */
-  gapsShort: boolean;
-  gapsFull: boolean;
+  /** Most copies of the segment per sequence (see `SyntheticOptions`). */
+  maxCopies: number;
+  /** Fraction of sequences without any repeat. */
+  noRepeat: number;
+  /** The first stage's data form `<bos> f… A A A…` instead (see `SyntheticOptions.repeatToEnd`). */
+  repeatToEnd: boolean;
+  /**
+   * Start from trained weights instead of the seeded initialisation (a fresh optimizer, warmup again):
+   * a directory with the checkpoint, `"stage1"` for the first stage of the shipped recipe (`STAGE1`; read from
+   * `STAGE1_DIR` when its weights are the expected ones, else trained there first), or null.
+   */
+  init: string | null;
   /**
    * `[steps, fraction, p]`: during the first `steps` steps, `fraction` of the sequences are skip-copy
    * sequences (`synthetic.ts`) with repeat probability `p`. Trials: layer-0 previous-token heads (score ≈ 0.9)
@@ -71,12 +84,6 @@ export interface TrainOptions {
    */
   freezeWte: boolean;
   wteStd: number;
-  /**
-   * From this step on, layer 0's query/key weights and biases stop changing (no update, no weight decay),
-   * meant to keep skip-copy-grown previous-token heads once that data stops. Trial: they faded anyway (the
-   * embeddings feeding them keep moving).
-   */
-  freezeL0QK: number;
   /** Standard deviation of the initial `c_attn` weights (GPT-2 uses 0.02). */
   attnStd: number;
   /**
@@ -93,16 +100,17 @@ export interface TrainOptions {
   logEvery: number;
   /** Held-out first/repeated-half loss every this many steps (0: never). */
   evalEvery: number;
-  /** At each evaluation also write a snapshot directory `<out>-step<N>` and print its circuit figures. */
-  probe: boolean;
-  /** Check the circuit on the written files and write the model card. */
+  /** Check the circuit on the written files over the whole grid and write the model card. */
   check: boolean;
-  /** Held-out sequences for evaluation and checks: count, half length, seed. */
+  /** Sequences per grid cell in the check. */
+  gridSamples: number;
+  /** Held-out `<bos> A A` sequences for the running evaluation (count, half length) and the grid's seed. */
   heldOut: { count: number; half: number; seed: number };
 }
 
 /**
- * The recipe of the shipped model. Found with a PyTorch mirror of this script (`recipe_search.py`: same model,
+ * Stage 1 of the shipped recipe: the previous embedded model's recipe, which forms the circuit on segments of
+ * 10–30 words (its result, sha256 `STAGE1_SHA256`, is kept in `STAGE1_DIR`). Found with a PyTorch mirror of this script (`recipe_search.py`: same model,
  * optimizer and data forms; 8× faster per step) over ~12 recipes, then confirmed here (seeds 0 and 1). What
  * made the circuit form, in 1,000–1,500 steps on every torch seed tried (0–5):
  *  - 2 heads per layer, not 4: with 4, all four layer-1 heads became induction heads sharing the work, so no
@@ -114,10 +122,22 @@ export interface TrainOptions {
  *    break the plateau, and stopping them keeps layer 0's output from swamping the token embedding;
  *  - learning rate 1e-3 (not 3e-3) and batch 32 (batch 16 needs ~1,000 more steps).
  */
+export const STAGE1: Partial<TrainOptions> = {
+  steps: 2500, seed: 0, warmup: 100, minSegment: 10, maxSegment: 30, repeatToEnd: true, noRepeat: 0, skipCopy: [500, 0.3, 0.5], init: null,
+};
+export const STAGE1_DIR = path.resolve(__dirname, "stage1");
+export const STAGE1_SHA256 = "9bbb0df7e12a1a2ea1ac1069b58bc236d6ddc6da889133f9c6e455ab9e060ee7";
+
+/**
+ * The recipe of the shipped model: stage 1 (`STAGE1`), then this broadening stage. Stage 1's circuit copies
+ * long segments only (repeated-part loss 1.5–6 nats for |A| ≤ 12 or late offsets); this stage teaches it
+ * segments from 2 words up, at any offset, two or more copies, filler around them, and sequences with no
+ * repeat. Found with the PyTorch mirror (`recipe_search.py --init`): STAGE2NOTES
+ */
 export const DEFAULTS: TrainOptions = {
   steps: 2500,
   seed: 0,
-  out: path.resolve(__dirname, "..", "assets", "induction-2l"),
+  out: path.resolve(__dirname, "..", "..", "src", "assets", "induction-2l"),
   batch: 32,
   lr: 1e-3,
   // Constant after warmup: a snapshot after k steps is then byte-identical to a `--steps k` run.
@@ -130,8 +150,8 @@ export const DEFAULTS: TrainOptions = {
   nLayer: 2,
   dMlp: 256,
   nCtx: 64,
-  minSegment: 10,
-  maxSegment: 30,
+  minSegment: 2,
+  maxSegment: 32,
   curriculum: [],
   vocabCurriculum: [],
   sinusoidalPositions: true,
@@ -139,14 +159,15 @@ export const DEFAULTS: TrainOptions = {
   freezeWte: false,
   wteStd: 0.1,
   skipCopy: [500, 0.3, 0.5],
-  freezeL0QK: Number.POSITIVE_INFINITY,
-  gapsShort: false,
-  gapsFull: false,
+  maxCopies: 32,
+  noRepeat: 0.1,
+  repeatToEnd: false,
+  init: "stage1",
   backend: "wasm",
   logEvery: 25,
   evalEvery: 250,
   check: true,
-  probe: false,
+  gridSamples: 2,
   heldOut: { count: 40, half: 20, seed: 1234 },
 };
 
@@ -160,7 +181,7 @@ export interface TrainResult {
   seconds: number;
   /** Held-out halves with the training forward at the end. */
   heldOut: { first: number; repeated: number };
-  report?: CircuitReport;
+  report?: GridReport;
   problems?: string[];
 }
 
@@ -204,8 +225,7 @@ function heldOutLoss(s: TinyGpt2Shape, params: Record<string, tf.Tensor>, seqs: 
   const logp = tf.tidy(() => {
     const ids = tf.tensor1d(seqs.flat(), "int32");
     const oh = tf.cast(tf.oneHot(ids, s.vocabSize), "float32") as tf.Tensor2D;
-    const mask = causalMask(T);
-    return tf.logSoftmax(forward(s, params, oh, B, T, mask));
+    return tf.logSoftmax(forward(s, params, oh, B, T, causalMask(T)));
   });
   const lp = logp.dataSync();
   logp.dispose();
@@ -228,28 +248,60 @@ function checkOptions(o: TrainOptions): void {
   if (2 * o.heldOut.half + 1 > o.nCtx) fail(`held-out half ${o.heldOut.half} does not fit the context of ${o.nCtx}`);
 }
 
+const sha256 = (file: string) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+
+/** The weights `o.init` names (stage 1 is trained first when its kept result is missing or different). */
+async function startingWeights(o: TrainOptions, s: TinyGpt2Shape, log: Log): Promise<Record<string, HostTensor>> {
+  let dir = o.init!;
+  if (dir === "stage1") {
+    dir = STAGE1_DIR;
+    const file = path.join(dir, "model.safetensors");
+    if (!fs.existsSync(file) || sha256(file) !== STAGE1_SHA256) {
+      log(`stage 1: ${file} is missing or not the expected weights (sha256 ${STAGE1_SHA256.slice(0, 12)}…); training it first`);
+      await trainEmbedded({ ...o, ...STAGE1, out: dir, check: false }, log);
+      if (sha256(file) !== STAGE1_SHA256) log(`stage 1: the weights differ from the kept ones (sha256 ${sha256(file)}); continuing from them`);
+    }
+    log(`stage 1: starting from ${file}`);
+  }
+  const { tensors } = readSafetensors(path.join(dir, "model.safetensors"));
+  const out: Record<string, HostTensor> = {};
+  for (const [name, shape] of Object.entries(parameterShapes(s))) {
+    const t = tensors.get(name) ?? fail(`--init ${show(dir)}: the checkpoint has no tensor ${show(name)}`);
+    if (t.shape.join() !== shape.join()) fail(`--init ${show(dir)}: ${name} has shape ${show(t.shape)}, expected ${show(shape)}`);
+    out[name] = { shape, data: Float32Array.from(t.data) };
+  }
+  return out;
+}
+
 /** Trains, writes the directory and (with `check`) verifies the circuit and writes the model card. */
 export async function trainEmbedded(options: Partial<TrainOptions> = {}, log: Log = console.log): Promise<TrainResult> {
   const o: TrainOptions = { ...DEFAULTS, ...options, heldOut: { ...DEFAULTS.heldOut, ...options.heldOut } };
   checkOptions(o);
-  if (tf.getBackend() !== o.backend) {
-    if (!(await tf.setBackend(o.backend))) fail(`could not start the TensorFlow.js ${o.backend} backend`);
+  if (o.backend === "wasm") {
+    // The project's wasm set-up (slice kernels that copy only the requested slice), single-threaded so that a
+    // run is reproducible bit for bit.
+    process.env.ARRAKIS_BACKEND ??= "wasm";
+    process.env.ARRAKIS_WASM_THREADS ??= "0";
+    await initBackend();
+  } else if (tf.getBackend() !== o.backend && !(await tf.setBackend(o.backend))) {
+    fail(`could not start the TensorFlow.js ${o.backend} backend`);
   }
+  if (tf.getBackend() !== o.backend) fail(`training wants the ${o.backend} backend, but ${tf.getBackend()} is running`);
   await tf.ready();
   const s: TinyGpt2Shape = { vocabSize: VOCAB.length, nCtx: o.nCtx, dModel: o.dModel, nHead: o.nHead, nLayer: o.nLayer, dMlp: o.dMlp };
   const B = o.batch, V = s.vocabSize;
   const lengthAt = (step: number) => scheduled(o.curriculum, step, o.nCtx);
   const wordsAt = (step: number) => scheduled(o.vocabCurriculum, step, V - FIRST_WORD_ID);
   const dataFor = (T: number, step: number): SyntheticOptions => ({
-    length: T + 1, gaps: T < o.nCtx ? o.gapsShort : o.gapsFull,
+    length: T + 1, maxCopies: o.maxCopies, noRepeat: o.noRepeat, repeatToEnd: o.repeatToEnd,
     skipCopy: step < o.skipCopy[0] ? { fraction: o.skipCopy[1], p: o.skipCopy[2] } : undefined,
-    vocabSize: wordsAt(step) + FIRST_WORD_ID, minSegment: Math.min(o.minSegment, Math.floor(T / 2)), maxSegment: Math.min(o.maxSegment, Math.floor(T / 2)),
+    vocabSize: wordsAt(step) + FIRST_WORD_ID, minSegment: Math.min(o.minSegment, Math.floor(T / 2)), maxSegment: o.maxSegment,
   });
   const parameters = parameterCount(s);
   log(`induction-2l: ${parameters} parameters (d_model ${s.dModel}, ${s.nHead} heads, ${s.nLayer} layers, MLP ${s.dMlp}, vocab ${V}, context ${o.nCtx}); backend ${tf.getBackend()}; seed ${o.seed}; ${o.steps} steps of ${B} sequences of ${o.curriculum.length > 0 ? `${o.curriculum.map(([n, l]) => `${l}×${n}`).join(", ")}, then ` : ""}${o.nCtx} tokens`);
 
   const names = Object.keys(parameterShapes(s)).sort();
-  const init = initParameters(s, o.seed, { sinusoidalPositions: o.sinusoidalPositions, attnStd: o.attnStd, wteStd: o.wteStd });
+  const init = o.init === null ? initParameters(s, o.seed, { sinusoidalPositions: o.sinusoidalPositions, attnStd: o.attnStd, wteStd: o.wteStd }) : await startingWeights(o, s, log);
   const params: Record<string, tf.Variable> = {};
   const m1: Record<string, tf.Variable> = {}, m2: Record<string, tf.Variable> = {};
   for (const k of names) {
@@ -261,16 +313,6 @@ export async function trainEmbedded(options: Partial<TrainOptions> = {}, log: Lo
   }
   const trained = names.filter((k) => params[k].trainable);
   const varList = trained.map((k) => params[k]);
-  // Gradient masks that stop layer 0's query/key weights (the first 2·D columns of c_attn) from changing.
-  const qkMasks = new Map<string, tf.Tensor>();
-  if (o.freezeL0QK < o.steps) {
-    const D = s.dModel;
-    const w = new Float32Array(D * 3 * D);
-    for (let r = 0; r < D; r++) for (let c = 2 * D; c < 3 * D; c++) w[r * 3 * D + c] = 1;
-    const b = new Float32Array(3 * D).fill(1, 2 * D);
-    qkMasks.set("transformer.h.0.attn.c_attn.weight", tf.tensor2d(w, [D, 3 * D]));
-    qkMasks.set("transformer.h.0.attn.c_attn.bias", tf.tensor1d(b));
-  }
   const dataRng = new Rng((o.seed * 2654435761 + 12345) >>> 0);
   const heldOut = repeatedSequences(o.heldOut.count, o.heldOut.half, o.heldOut.seed);
   const masks = new Map<number, tf.Tensor2D>();
@@ -301,7 +343,6 @@ export async function trainEmbedded(options: Partial<TrainOptions> = {}, log: Lo
           m2[k].assign(tf.add(tf.mul(beta2, m2[k]), tf.mul(1 - beta2, tf.square(g))));
           let update = tf.div(tf.div(m1[k], c1), tf.add(tf.sqrt(tf.div(m2[k], c2)), adamEps));
           if (decays(k)) update = tf.add(update, tf.mul(o.weightDecay, params[k]));
-          if (qkMasks.has(k) && step >= o.freezeL0QK) update = tf.mul(update, qkMasks.get(k)!);
           params[k].assign(tf.sub(params[k], tf.mul(lr, update)));
         }
         return [value, norm];
@@ -322,15 +363,6 @@ export async function trainEmbedded(options: Partial<TrainOptions> = {}, log: Lo
       if (o.evalEvery > 0 && (step + 1) % o.evalEvery === 0 && step !== o.steps - 1) {
         const h = heldOutLoss(s, params, heldOut);
         log(`      held-out  first half ${h.first.toFixed(3)}  repeated half ${h.repeated.toFixed(3)}`);
-        if (o.probe) {
-          const host: Record<string, TensorToWrite> = {};
-          for (const k of names) host[k] = { shape: parameterShapes(s)[k], data: params[k].dataSync() as Float32Array };
-          const snapshot = `${o.out}-step${step + 1}`;
-          writeDirectory(snapshot, s, host);
-          const r = circuitReport(loadGpt2Dir(snapshot), heldOut.slice(0, 8));
-          const [pl, ph] = r.prevTokenHead, [il, ih] = r.inductionHead;
-          log(`      probe  prev-token L${pl}H${ph} ${r.prevToken[pl][ph].toFixed(2)}  induction L${il}H${ih} ${r.induction[il][ih].toFixed(2)}  ablation +${(r.ablated[il][ih].repeated - r.clean.repeated).toFixed(2)}  L0 induction max ${Math.max(...r.induction[0]).toFixed(2)}`);
-        }
       }
     }
     const seconds = (Date.now() - started) / 1000;
@@ -344,16 +376,22 @@ export async function trainEmbedded(options: Partial<TrainOptions> = {}, log: Lo
 
     const result: TrainResult = { shape: s, parameters, curve, losses, seconds, heldOut: final };
     if (o.check) {
-      const report = circuitReport(loadGpt2Dir(o.out), heldOut);
+      const model = await HookedAutoModel.fromPretrained(o.out);
+      let report: GridReport;
+      try {
+        report = inductionGrid(model, { samples: o.gridSamples, seed: o.heldOut.seed });
+      } finally {
+        model.dispose();
+      }
       result.report = report;
-      result.problems = circuitProblems(report);
+      result.problems = gridProblems(report);
       log(describeReport(report));
       log(result.problems.length === 0 ? "circuit check: PASS" : `circuit check: FAIL\n  ${result.problems.join("\n  ")}`);
       fs.writeFileSync(path.join(o.out, "README.md"), modelCard(o, result));
     }
     return result;
   } finally {
-    tf.dispose([...Object.values(params), ...Object.values(m1), ...Object.values(m2), ...masks.values(), ...qkMasks.values()]);
+    tf.dispose([...Object.values(params), ...Object.values(m1), ...Object.values(m2), ...masks.values()]);
   }
 }
 
@@ -371,19 +409,20 @@ function directoryBytes(dir: string): number {
   return fs.readdirSync(dir).reduce((n, f) => n + fs.statSync(path.join(dir, f)).size, 0);
 }
 
-export function describeReport(r: CircuitReport): string {
-  const [pl, ph] = r.prevTokenHead, [il, ih] = r.inductionHead;
-  const ab = r.ablated[il][ih], abPrev = r.ablated[pl][ph];
+export function describeReport(r: GridReport): string {
+  const [pl, ph] = r.prevTokenHead;
+  const worst = r.cells.reduce((a, b) => (b.repeated > a.repeated ? b : a));
   return [
-    formatGrid("prev-token", r.prevToken),
-    formatGrid("induction", r.induction),
-    formatGrid("Δ rep. loss", r.ablated.map((row) => row.map((a) => a.repeated - r.clean.repeated))),
-    formatGrid("Δ 1st loss", r.ablated.map((row) => row.map((a) => a.first - r.clean.first))),
-    `clean: first half ${r.clean.first.toFixed(3)}, repeated half ${r.clean.repeated.toFixed(3)} nats`,
-    `previous-token head L${pl}H${ph} (score ${r.prevToken[pl][ph].toFixed(3)}); induction head L${il}H${ih} (score ${r.induction[il][ih].toFixed(3)})`,
-    `ablate L${il}H${ih}: repeated half ${ab.repeated.toFixed(3)} (+${(ab.repeated - r.clean.repeated).toFixed(3)}), first half ${ab.first.toFixed(3)} (${(ab.first - r.clean.first >= 0 ? "+" : "")}${(ab.first - r.clean.first).toFixed(3)})`,
-    `ablate L${pl}H${ph}: repeated half ${abPrev.repeated.toFixed(3)} (+${(abPrev.repeated - r.clean.repeated).toFixed(3)}), first half ${abPrev.first.toFixed(3)} (${(abPrev.first - r.clean.first >= 0 ? "+" : "")}${(abPrev.first - r.clean.first).toFixed(3)})`,
+    gridTable(r),
+    headTable(r),
+    `previous-token head L${pl}H${ph}; induction heads ${r.inductionHeads.map(([l, h]) => `L${l}H${h}`).join(", ")}; worst repeated-part loss ${worst.repeated.toFixed(3)} (|A| = ${worst.n}, offset ${worst.offset}, ${worst.copies} copies)`,
   ].join("\n");
+}
+
+/** Every head's grid-mean scores and single-head ablation rise, as a markdown table. */
+function headTable(r: GridReport): string {
+  const rows = r.prevToken.flatMap((row, l) => row.map((_, h) => `| L${l}H${h} | ${r.prevToken[l][h].toFixed(3)} | ${r.induction[l][h].toFixed(3)} | ${signed(r.ablationRise[l][h])} |`));
+  return ["| head | previous-token | induction | rise when zeroed |", "|---|---|---|---|", ...rows].join("\n");
 }
 
 function modelCard(o: TrainOptions, r: TrainResult): string {
@@ -391,15 +430,16 @@ function modelCard(o: TrainOptions, r: TrainResult): string {
   const s = r.shape;
   const args = [o.steps !== DEFAULTS.steps ? `--steps ${o.steps}` : "", o.seed !== DEFAULTS.seed ? `--seed ${o.seed}` : ""].filter(Boolean).join(" ");
   const finalLoss = r.curve.length ? r.curve[r.curve.length - 1].loss : r.losses[r.losses.length - 1];
-  const [pl, ph] = rep.prevTokenHead, [il, ih] = rep.inductionHead;
-  const ab = rep.ablated[il][ih], abPrev = rep.ablated[pl][ph];
+  const [pl, ph] = rep.prevTokenHead;
+  const heads = rep.inductionHeads.map(([l, h]) => `L${l}H${h}`).join(" and ");
   const curve = r.curve.filter((_, i) => (i + 1) % Math.max(1, Math.round(r.curve.length / 12)) === 0 || i === r.curve.length - 1);
   return `# induction-2l — the embedded default model of arrakis-ts
 
 A 2-layer GPT-2 (Hugging Face \`GPT2LMHeadModel\` format) trained from scratch on synthetic word sequences
 in which a random segment repeats. It has learned the two-part induction circuit: a **previous-token head
-(layer ${pl}, head ${ph})** and an **induction head (layer ${il}, head ${ih})**.${otherInductionHeads(rep)} It ships with the
-package so that the kernel has a model with a real circuit on a machine without internet.
+(L${pl}H${ph})** and ${rep.inductionHeads.length > 1 ? "**induction heads" : "an **induction head"} (${heads})** in the layer after it, which copy a repeated
+segment of any length, wherever it starts (the grid below). It ships with the package so that the kernel has a
+model with a real circuit on a machine without internet.
 
 ## Architecture
 
@@ -442,32 +482,32 @@ including the unpredictable ones).
 |---|${curve.map(() => "---").join("|")}|
 | loss | ${curve.map((c) => c.loss.toFixed(3)).join(" | ")} |
 
-## The circuit (checked on the written files with an independent float64 forward, \`src/train/circuit.ts\`)
+## The circuit over the generalisation grid (checked on the written files with \`HookedAutoModel\`, \`scripts/train/grid.ts\`)
 
-On ${o.heldOut.count} held-out sequences \`<bos> w1 … w${o.heldOut.half} w1 … w${o.heldOut.half}\` (\`repeatedSequences(${o.heldOut.count}, ${o.heldOut.half}, ${o.heldOut.seed})\`):
+For every segment length n from 3 to ${Math.floor((s.nCtx - 1) / 2)} (the longest that fits twice after \`<bos>\`) and every start offset
+(filler words before the first copy), \`<bos> f… A A g…\` (two copies, filler after) and \`<bos> f… A A … A\` (as many
+copies as fit, when that is 3 or more): ${rep.cells.length} cells × ${rep.samples} sequences, every word of a sequence distinct
+(seed ${o.heldOut.seed}). Repeated part = copies 2.. except the first token of copy 2. Induction heads zeroed together:
+${heads} (grid-mean induction score > 0.5). Worst cell per row:
 
-| | first half (w2..wn) | repeated half (w2..wn again) |
-|---|---|---|
-| mean loss, clean | ${rep.clean.first.toFixed(3)} | **${rep.clean.repeated.toFixed(3)}** |
-| induction head L${il}H${ih} ablated | ${ab.first.toFixed(3)} (${signed(ab.first - rep.clean.first)}) | **${ab.repeated.toFixed(3)} (${signed(ab.repeated - rep.clean.repeated)})** |
-| previous-token head L${pl}H${ph} ablated | ${abPrev.first.toFixed(3)} (${signed(abPrev.first - rep.clean.first)}) | ${abPrev.repeated.toFixed(3)} (${signed(abPrev.repeated - rep.clean.repeated)}) |
+${gridTable(rep)}
 
-Ablation = the head's z (its slice of the \`c_proj\` input) set to zero, \`c_proj\`'s bias kept.
-Previous-token score = mean attention from position i to i−1 (i ≥ 1). Induction score = mean attention from
-a second-half position to the position right after the earlier occurrence of its token.
+Every head (grid means; rise = repeated-part loss with that head alone zeroed, minus clean, nats):
 
-\`\`\`
-${formatGrid("prev-token", rep.prevToken)}
+${headTable(rep)}
 
-${formatGrid("induction", rep.induction)}
+Requirements per cell: repeated-part loss ≤ 1.0, best induction score ≥ 0.5, zeroing the induction heads raises
+the repeated-part loss by ≥ 1 nat and moves the first-copy loss by < 0.2; previous-token head in an earlier layer
+than the induction heads. ${r.problems && r.problems.length ? `**Not met in ${r.problems.length} place(s)**, e.g. ${r.problems.slice(0, 3).join("; ")}.` : "**All met.**"}
 
-${formatGrid("Δ rep. loss", rep.ablated.map((row) => row.map((a) => a.repeated - rep.clean.repeated)))}
-\`\`\`
+Scores: previous-token = mean attention from position i to i−1; induction = the head detectors' score
+(\`src/tools/detectors.ts\`): mean attention from each query of copies 2.. to the positions right after the earlier
+occurrences of its token. Zeroing = the head's z (its slice of the \`c_proj\` input) set to 0.
 
 ## Reproduce
 
 \`\`\`
-npx tsx src/train/train-embedded.ts${args ? " " + args : ""}
+npx tsx scripts/train/train-embedded.ts${args ? " " + args : ""}
 \`\`\`
 
 writes this directory (\`--out DIR\` to write elsewhere). With the same seed the run is deterministic: the
@@ -484,15 +524,13 @@ function dataSection(o: TrainOptions, s: TinyGpt2Shape): string {
     "## Data",
     "",
     `Seeded synthetic sequences of ${o.nCtx + 1} tokens (inputs ${o.nCtx}, next-token targets shifted by one), words uniform`,
-    `over the ${s.vocabSize - 2}-word vocabulary (code: ${bt}src/train/synthetic.ts${bt}):`,
+    `over the ${s.vocabSize - 2}-word vocabulary (code: ${bt}scripts/train/synthetic.ts${bt}):`,
     "",
-    o.gapsFull
-      ? `* **repeated segments** — ${bt}<bos> f… A g… A h…${bt}: A is n distinct random words, n uniform in [${o.minSegment}, ${o.maxSegment}];\n` +
-        "  f, g, h are runs of random filler words (drawn with replacement) splitting the remaining room at two uniform\n" +
-        "  cut points, so the distance between the copies varies freely. Nothing is predictable except the\n" +
-        "  continuation of a segment already seen."
-      : `* **repeated segments** — ${bt}<bos> f… A A A…${bt}: a run f of random filler words, then A (n distinct random words,\n` +
-        `  n uniform in [${o.minSegment}, ${o.maxSegment}]) repeated to the end of the sequence.`,
+    `* **repeated segments** — ${bt}<bos> f… A A … A g…${bt}: A is n distinct random words, n uniform in [${o.minSegment}, ${Math.min(o.maxSegment, Math.floor(o.nCtx / 2))}];`,
+    `  k copies, k uniform in [2, min(${o.maxCopies}, what fits)]; f and g are random filler words (with replacement), the`,
+    "  length of f uniform over what leaves room for the copies, g filling the rest. A segment of any length therefore",
+    "  repeats at any offset, two or more times, with or without filler around it.",
+    `* **no repeat** — ${Math.round(o.noRepeat * 100)}% of the sequences: random words only, nothing to copy.`,
   ];
   if (o.skipCopy[1] > 0) {
     const when = o.skipCopy[0] < o.steps ? ` of the first ${o.skipCopy[0]} steps` : "";
@@ -501,7 +539,7 @@ function dataSection(o: TrainOptions, s: TinyGpt2Shape): string {
       `  ${o.skipCopy[2]}, repeats the word two places back. Their only regularity, "the next word may be the one before the`,
       "  current one\", which a single previous-token head predicts on its own, makes layer 0 grow previous-token heads",
       "  early, which breaks the plateau where neither half of the circuit gives the other a gradient. In the recipe",
-      "  search (`src/train/recipe_search.py`, this model shape) 2 of 4 seeds trained without them learned to copy by",
+      "  search (`scripts/train/recipe_search.py`, this model shape) 2 of 4 seeds trained without them learned to copy by",
       "  another mechanism with no induction pattern; with them all 6 seeds tried formed the circuit by step 1,500.",
     );
   }
@@ -517,13 +555,6 @@ function dataSection(o: TrainOptions, s: TinyGpt2Shape): string {
   if (o.freezeWte) changes.push("wte (tied with the unembedding) kept frozen at its random initialisation, as in Bietti et al. 2023 (\"Birth of a Transformer: a memory viewpoint\")");
   if (changes.length > 0) lines.push(`except: ${changes.join("; ")}.`);
   return lines.join("\n") + "\n";
-}
-
-/** The card's sentence on induction heads besides the best one (score > 0.5), with their ablation cost. */
-function otherInductionHeads(r: CircuitReport): string {
-  const [il, ih] = r.inductionHead;
-  const others = r.induction.flatMap((row, l) => row.map((score, h) => ({ l, h, score }))).filter((x) => x.score > 0.5 && !(x.l === il && x.h === ih));
-  return others.map((x) => ` Head ${x.h} of layer ${x.l} is a second induction head (score ${x.score.toFixed(2)}; ablating it alone raises the repeated-half loss by ${(r.ablated[x.l][x.h].repeated - r.clean.repeated).toFixed(2)} nats): the two share the copying.`).join("");
 }
 
 const signed = (x: number) => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(3)}`;
@@ -550,7 +581,11 @@ function parseArgs(argv: string[]): Partial<TrainOptions> {
       case "--backend": out.backend = argv[++i] as TrainOptions["backend"]; break;
       case "--no-check": out.check = false; break;
       case "--attn-std": out.attnStd = num(a, argv[++i]); break;
-      case "--gaps": { const v = argv[++i] ?? ""; out.gapsShort = v.includes("s"); out.gapsFull = v.includes("f"); break; }
+      case "--max-copies": out.maxCopies = num(a, argv[++i]); break;
+      case "--no-repeat": out.noRepeat = num(a, argv[++i]); break;
+      case "--stage1": Object.assign(out, STAGE1); break; // stage 1's recipe from scratch (then --out, --steps … apply)
+      case "--init": { const v = argv[++i] ?? fail("--init needs a directory, \"stage1\" or \"none\""); out.init = v === "none" ? null : v === "stage1" ? v : path.resolve(v); break; }
+      case "--grid-samples": out.gridSamples = num(a, argv[++i]); break;
       case "--d-model": out.dModel = num(a, argv[++i]); break;
       case "--d-mlp": out.dMlp = num(a, argv[++i]); break;
       case "--heads": out.nHead = num(a, argv[++i]); break;
@@ -564,11 +599,9 @@ function parseArgs(argv: string[]): Partial<TrainOptions> {
       case "--vocab-curriculum":
         out.vocabCurriculum = (argv[++i] ?? "").split(",").filter(Boolean).map((p) => p.split(":").map((x) => num(a, x)) as [number, number]);
         break;
-      case "--freeze-l0-qk": out.freezeL0QK = num(a, argv[++i]); break;
-      case "--probe": out.probe = true; break;
       case "--eval-every": out.evalEvery = num(a, argv[++i]); break;
       case "-h": case "--help":
-        console.log("usage: npx tsx src/train/train-embedded.ts [--steps N] [--seed S] [--out DIR] [--batch B] [--lr LR] [--backend wasm|cpu] [--no-check]");
+        console.log("usage: npx tsx scripts/train/train-embedded.ts [--stage1] [--init DIR|stage1|none] [--steps N] [--seed S] [--out DIR] [--batch B] [--lr LR] [--backend wasm|cpu] [--no-check]\n  --stage1 (first) trains stage 1 of the recipe from scratch; the other options are the recipe's knobs (see TrainOptions)");
         process.exit(0);
       default: fail(`unknown argument ${show(a)} (try --help)`);
     }

@@ -1,20 +1,24 @@
 /**
  * Seeded synthetic data for the embedded default model: sequences of readable English words in which a
- * random segment occurs twice. Nothing in a sequence is predictable except the continuation of a segment
- * seen before, so the only way to lower the loss is to copy from context — an induction circuit
- * (a previous-token head in layer 0 feeding an induction head in layer 1; Olsson et al. 2022,
- * "In-context Learning and Induction Heads").
+ * random segment repeats. Nothing in a sequence is predictable except the continuation of a segment seen
+ * before, so the only way to lower the loss is to copy from context — an induction circuit (a previous-token
+ * head in layer 0 feeding an induction head in layer 1; Olsson et al. 2022, "In-context Learning and
+ * Induction Heads").
  *
  * Every training sequence is exactly `length` tokens and starts with `<bos>`:
  *
- *     <bos> f… A A A…           A = n distinct random words, n uniform in [minSegment, maxSegment]
- *                               f = random filler words (drawn with replacement), possibly none
- *                               A repeats to the end of the sequence (at least two whole copies)
+ *     <bos> f… A A … A g…      A = n distinct random words, n uniform in [minSegment, maxSegment]
+ *                              k copies of A, k uniform in [2, min(maxCopies, what fits)]
+ *                              f, g = random filler words (drawn with replacement); the length of f is
+ *                              uniform over what leaves room for the k copies, g fills the rest
+ *     <bos> w…                 with probability noRepeat: random words only, nothing to copy
  *
- * Held-out sequences (`repeatedSequences`) are the plain form `<bos> A A`: the first half is random, the
- * second half repeats it.
+ * so a segment of any length from 2 up repeats at any offset, two or more times, with or without filler
+ * around it — what a user's own repeated sentence looks like — and sometimes nothing repeats at all.
+ * Held-out sequences (`repeatedSequences`) are the plain form `<bos> A A`.
  */
-import { fail, show } from "../errors";
+import { fail, show } from "../../src/errors";
+import { mulberry32 } from "../../src/model/init";
 
 /** Special tokens, in id order. `<bos>` starts every sequence; `<unk>` is what unknown words map to. */
 export const SPECIAL_TOKENS = ["<bos>", "<unk>"] as const;
@@ -61,21 +65,15 @@ export const FIRST_WORD_ID = SPECIAL_TOKENS.length;
 }
 
 /**
- * A small seeded PRNG (mulberry32: 32-bit state, full period, good enough for sampling data and initial
- * weights). Deterministic across platforms because it uses only 32-bit integer ops.
+ * Seeded sampling for data and initial weights, on the model's PRNG (`mulberry32` of src/model/init.ts:
+ * 32-bit integer ops only, so the same seed gives the same stream on every platform).
  */
 export class Rng {
-  private state: number;
+  /** Uniform in [0, 1). */
+  readonly next: () => number;
   constructor(seed: number) {
     if (!Number.isInteger(seed)) fail(`seed must be an integer, got ${show(seed)}`);
-    this.state = seed >>> 0;
-  }
-  /** Uniform in [0, 1). */
-  next(): number {
-    let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    this.next = mulberry32(seed);
   }
   /** Uniform integer in [lo, hi] (inclusive). */
   int(lo: number, hi: number): number {
@@ -106,14 +104,18 @@ export class Rng {
 export interface SyntheticOptions {
   /** Tokens per sequence, `<bos>` included (the model's context). */
   length: number;
-  /** Shortest and longest repeated segment. */
+  /** Shortest and longest repeated segment (the longest is capped at what fits twice). */
   minSegment: number;
   maxSegment: number;
+  /** Most copies of the segment (at least 2; capped at what fits). */
+  maxCopies?: number;
+  /** Fraction of the sequences with no repeat at all (random words only). */
+  noRepeat?: number;
   /**
-   * `<bos> f A g A h` (filler between the copies, so the distance between them varies freely) instead of
-   * `<bos> f A A A…`.
+   * The first stage's form instead: `<bos> f… A A A…`, filler first (length uniform in [0, length − 1 − 2n]),
+   * then A repeated to the end of the sequence (the last copy may be cut short).
    */
-  gaps?: boolean;
+  repeatToEnd?: boolean;
   /** Make this fraction of the sequences skip-copy sequences with repeat probability p. */
   skipCopy?: { fraction: number; p: number };
   /** Vocabulary size to draw words from (ids FIRST_WORD_ID..vocabSize-1). Defaults to the full vocabulary. */
@@ -122,32 +124,36 @@ export interface SyntheticOptions {
 
 function checkOptions(o: SyntheticOptions): number {
   const vocabSize = o.vocabSize ?? VOCAB.length;
-  if (!Number.isInteger(o.length) || o.length < 4) fail(`sequence length must be an integer >= 4, got ${show(o.length)}`);
-  if (!Number.isInteger(o.minSegment) || o.minSegment < 1) fail(`minSegment must be an integer >= 1, got ${show(o.minSegment)}`);
-  if (!Number.isInteger(o.maxSegment) || o.maxSegment < o.minSegment || 1 + 2 * o.maxSegment > o.length) {
-    fail(`maxSegment must be an integer in [minSegment=${o.minSegment}, ${Math.floor((o.length - 1) / 2)}] for length ${o.length}, got ${show(o.maxSegment)}`);
+  if (!Number.isInteger(o.length) || o.length < 5) fail(`sequence length must be an integer >= 5, got ${show(o.length)}`);
+  if (!Number.isInteger(o.minSegment) || o.minSegment < 1 || 1 + 2 * o.minSegment > o.length) {
+    fail(`minSegment must be an integer in [1, ${Math.floor((o.length - 1) / 2)}] for length ${o.length}, got ${show(o.minSegment)}`);
   }
-  if (o.maxSegment > vocabSize - FIRST_WORD_ID) fail(`maxSegment ${o.maxSegment} exceeds the ${vocabSize - FIRST_WORD_ID} words available`);
+  if (!Number.isInteger(o.maxSegment) || o.maxSegment < o.minSegment) fail(`maxSegment must be an integer >= minSegment=${o.minSegment}, got ${show(o.maxSegment)}`);
+  if (Math.min(o.maxSegment, Math.floor((o.length - 1) / 2)) > vocabSize - FIRST_WORD_ID) fail(`maxSegment ${o.maxSegment} exceeds the ${vocabSize - FIRST_WORD_ID} words available`);
+  if (o.maxCopies !== undefined && (!Number.isInteger(o.maxCopies) || o.maxCopies < 2)) fail(`maxCopies must be an integer >= 2, got ${show(o.maxCopies)}`);
+  if (o.noRepeat !== undefined && !(o.noRepeat >= 0 && o.noRepeat <= 1)) fail(`noRepeat must be a fraction in [0, 1], got ${show(o.noRepeat)}`);
   return vocabSize;
 }
 
-/** One training sequence `<bos> f… A A A…` (see the file comment), exactly `o.length` ids. */
+/** One training sequence (see the file comment), exactly `o.length` ids. */
 export function trainingSequence(rng: Rng, o: SyntheticOptions): number[] {
   const vocabSize = checkOptions(o);
-  const n = rng.int(o.minSegment, o.maxSegment);
-  const segment = rng.distinct(n, FIRST_WORD_ID, vocabSize - 1);
+  const room = o.length - 1; // tokens after <bos>
   const filler = (k: number) => Array.from({ length: k }, () => rng.int(FIRST_WORD_ID, vocabSize - 1));
-  if (o.gaps) {
-    // <bos> f A g A h: random filler before, between and after the two copies (cut points uniform).
-    const room = o.length - 1 - 2 * n;
-    const a = rng.int(0, room), b = rng.int(0, room);
-    const [lo, hi] = a < b ? [a, b] : [b, a];
-    return [BOS_ID, ...filler(lo), ...segment, ...filler(hi - lo), ...segment, ...filler(room - hi)];
+  if (o.repeatToEnd) {
+    const n = rng.int(o.minSegment, Math.min(o.maxSegment, Math.floor(room / 2)));
+    const segment = rng.distinct(n, FIRST_WORD_ID, vocabSize - 1);
+    const out = [BOS_ID, ...filler(rng.int(0, room - 2 * n))];
+    for (let i = 0; out.length < o.length; i++) out.push(segment[i % n]);
+    return out;
   }
-  // Random filler first, then the segment repeated to the end: at least two whole copies.
-  const out = [BOS_ID, ...filler(rng.int(0, o.length - 1 - 2 * n))];
-  for (let i = 0; out.length < o.length; i++) out.push(segment[i % n]);
-  return out;
+  if (o.noRepeat && rng.next() < o.noRepeat) return [BOS_ID, ...filler(room)];
+  const n = rng.int(o.minSegment, Math.min(o.maxSegment, Math.floor(room / 2)));
+  const k = rng.int(2, Math.min(o.maxCopies ?? room, Math.floor(room / n)));
+  const before = rng.int(0, room - k * n);
+  const segment = rng.distinct(n, FIRST_WORD_ID, vocabSize - 1);
+  const copies = Array.from({ length: k }, () => segment).flat();
+  return [BOS_ID, ...filler(before), ...copies, ...filler(room - before - k * n)];
 }
 
 /**

@@ -6,14 +6,22 @@
  * (XNNPACK, SIMD when the runtime has it), then the pure-JS `cpu` backend. `ARRAKIS_BACKEND`
  * (`tensorflow` | `wasm` | `cpu`) overrides the choice.
  *
- * On wasm, the multi-threaded build is started when it passes a self-check (issue 7: ~1.6x on GPT-2-small
- * matmuls with 2 cores); `ARRAKIS_WASM_THREADS=0` turns it off, `ARRAKIS_WASM_THREADS=N` asks for N threads.
+ * On wasm, the multi-threaded build is started when it passes a self-check (~1.6x on GPT-2-small matmuls
+ * with 2 cores); `ARRAKIS_WASM_THREADS=0` turns it off, `ARRAKIS_WASM_THREADS=N` asks for N threads.
+ * Everything that touches tfjs-backend-wasm internals lives in src/patches (version-pinned, reported).
+ *
+ * Memory on wasm: the heap is wasm32, at most 4 GiB, and each weight used in a matMul costs twice its size
+ * there (XNNPACK keeps a packed copy beside it), so float32 models above ~1.9 GiB of weights do not fit:
+ * `wasmSafeHeapBytes()` is the budget the size check uses, and the heap guard turns a full heap into an
+ * error instead of silent zeros.
  */
-import * as fs from "node:fs";
 import * as os from "node:os";
-import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { fail, show } from "./errors";
+import { guarded, patchReport } from "./patches";
+import { applyWasmHeapGuard, WASM_HEAP_MAX_BYTES, wasmVersion, withWasmStderr } from "./patches/wasm-heap-guard";
+import { applyWasmSliceKernels } from "./patches/wasm-slice-kernels";
+import { createThreadedWasmModule, ThreadedModule, WASM_THREADS } from "./patches/wasm-threads";
 
 export type BackendName = "tensorflow" | "wasm" | "cpu";
 const KNOWN: BackendName[] = ["tensorflow", "wasm", "cpu"];
@@ -67,7 +75,8 @@ function firstLine(e: unknown): string {
 
 async function activate(name: BackendName): Promise<boolean> {
   try {
-    const ok = await withoutGlueListeners(() => tf.setBackend(name));
+    // The wasm module is created here; its stderr must reach the heap guard (see withWasmStderr).
+    const ok = await withWasmStderr(() => withoutGlueListeners(() => tf.setBackend(name)));
     if (ok) await tf.ready();
     if (!ok) skipped.push(`${name}: setBackend returned false`);
     return ok;
@@ -75,6 +84,13 @@ async function activate(name: BackendName): Promise<boolean> {
     skipped.push(`${name}: ${firstLine(e)}`);
     return false;
   }
+}
+
+/** The wasm backend is up (single-threaded): the fast kernels, the threaded build, then the heap guard. */
+async function finishWasm(): Promise<void> {
+  applyWasmSliceKernels();
+  await startWasmThreads();
+  applyWasmHeapGuard(); // last: it guards the backend that will run (the threaded one replaces the first)
 }
 
 async function choose(): Promise<BackendName> {
@@ -88,16 +104,12 @@ async function choose(): Promise<BackendName> {
     if (!loaded || !(await activate(name))) {
       fail(`ARRAKIS_BACKEND=${name} was requested but could not be started: ${skipped.join("; ")}`);
     }
-    if (name === "wasm") {
-      installWasmSliceKernels();
-      await startWasmThreads();
-    }
+    if (name === "wasm") await finishWasm();
     return name;
   }
   if (tryLoadNode() && (await activate("tensorflow"))) return "tensorflow";
   if (tryLoadWasm() && (await activate("wasm"))) {
-    installWasmSliceKernels();
-    await startWasmThreads();
+    await finishWasm();
     return "wasm";
   }
   await activate("cpu");
@@ -125,8 +137,10 @@ export function backendReport(): string {
     const flags = tf.env().features;
     lines.push(`wasm SIMD: ${flags["WASM_HAS_SIMD_SUPPORT"] ?? "unknown"}`);
     lines.push(`wasm threads: ${threads.count} (${threads.used ? "multi-threaded build" : "single-threaded build"}; ${threads.reason})`);
+    lines.push(`wasm heap: ${(heapBytesNow() / GiB).toFixed(2)} GiB in use of ${(WASM_HEAP_MAX_BYTES / GiB).toFixed(2)} GiB max; weights + packed matMul copies budget ${(wasmSafeHeapBytes() / GiB).toFixed(2)} GiB`);
   }
   for (const s of skipped) lines.push(`skipped ${s}`);
+  lines.push(...patchReport());
   return lines.join("\n");
 }
 
@@ -137,6 +151,53 @@ export function backendReport(): string {
  */
 export function batchedMatMulIsFast(): boolean {
   return tf.getBackend() !== "wasm";
+}
+
+// ------------------------------------------------------------------ wasm memory
+
+const GiB = 2 ** 30;
+
+/**
+ * Working space kept free on the wasm heap beside the weights: activations of one forward pass (a 1024-token
+ * prompt's [1024, 32000] logits are 131 MB), the tokenizer, cached activations of small runs.
+ */
+export const WASM_WORKING_RESERVE_BYTES = 128 * 2 ** 20;
+
+/**
+ * How many bytes a model's weights may occupy on the wasm heap, counting every weight used in a 2-D matMul
+ * twice. XNNPACK's fully-connected operator packs a private copy of its weight matrix when first used, and
+ * tfjs-backend-wasm keeps that operator (and the copy) as long as the weight tensor lives, so a model fits
+ * when `weightBytes + matMulWeightBytes <= wasmSafeHeapBytes()` (embeddings, norms and biases count once).
+ * Measured with a random Llama (hidden 1024, MLP 2816, vocab 32000, float32): 36 layers (1.97 GiB of
+ * weights, 3.82 GiB with packed copies) run correctly; 40 layers (2.16 GiB, 4.19 GiB) overflow the heap.
+ */
+export function wasmSafeHeapBytes(): number {
+  return WASM_HEAP_MAX_BYTES - WASM_WORKING_RESERVE_BYTES;
+}
+
+/**
+ * Whether a model fits on the wasm heap (see `wasmSafeHeapBytes`); with `where`, throws an ArrakisError that
+ * names the sizes and points to the onnxruntime engine when it does not.
+ */
+export function checkWasmModelFits(weightBytes: number, matMulWeightBytes: number, where?: string): boolean {
+  const need = weightBytes + matMulWeightBytes;
+  const fits = need <= wasmSafeHeapBytes();
+  if (!fits && where !== undefined) {
+    fail(
+      `${where}: the model has ${(weightBytes / GiB).toFixed(2)} GiB of float32 weights, and on the wasm backend its ` +
+        `matMul weights also keep a packed copy (${(matMulWeightBytes / GiB).toFixed(2)} GiB), ${(need / GiB).toFixed(2)} GiB in all; ` +
+        `the wasm heap holds at most ${(wasmSafeHeapBytes() / GiB).toFixed(2)} GiB of weights (4 GiB minus working space). ` +
+        `Use the onnxruntime engine (ARRAKIS_ENGINE=ort), or a smaller model (fewer layers, a smaller vocabulary).`,
+    );
+  }
+  return fits;
+}
+
+/** Bytes of the current wasm heap (0 when the backend is not wasm). */
+function heapBytesNow(): number {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const b = tf.engine().findBackend("wasm") as any;
+  return b?.wasm?.HEAPU8?.length ?? 0;
 }
 
 // ------------------------------------------------------------------ threaded wasm
@@ -201,7 +262,7 @@ async function startWasmThreads(): Promise<void> {
   let module: ThreadedModule | null = null;
   let stopWorkers = () => {}; // set as soon as the glue has spawned its workers, so a timeout can end them
   try {
-    module = await withTimeout(createThreadedWasmModule(want, (stop) => (stopWorkers = stop)), THREAD_START_TIMEOUT_MS, "the threaded wasm module did not start");
+    module = await withTimeout(startThreadedModule(want, (stop) => (stopWorkers = stop)), THREAD_START_TIMEOUT_MS, "the threaded wasm module did not start");
     const started = module;
     tf.removeBackend("wasm"); // disposes the single-threaded instance (it holds no tensors, checked above)
     tf.registerBackend("wasm", () => started.makeBackend(), WASM_PRIORITY);
@@ -233,6 +294,16 @@ async function startWasmThreads(): Promise<void> {
 /** tfjs-backend-wasm registers "wasm" with this priority (tf-backend-wasm.node.js, 4.22.0). */
 const WASM_PRIORITY = 2;
 
+/**
+ * Runs the threaded module's start under the version guard: on another tfjs-backend-wasm the glue, file
+ * layout and pool hooks it relies on may differ, so the single-threaded build stays.
+ */
+function startThreadedModule(want: number, onWorkers: (stop: () => void) => void): Promise<ThreadedModule> {
+  const started = guarded(WASM_THREADS, wasmVersion(), () => createThreadedWasmModule(want, onWorkers, withoutGlueListeners));
+  if (!started) return Promise.reject(new Error(`patch skipped (${WASM_THREADS.target} ${wasmVersion()} installed, written for ${WASM_THREADS.pinned})`));
+  return started;
+}
+
 /** A deterministic [67, 300] @ [300, 131] product, read back: many output tiles (split across threads), odd edges. */
 function selfCheckProduct(): Float32Array {
   const [m, k, n] = [67, 300, 131];
@@ -254,201 +325,3 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
-interface ThreadedModule {
-  makeBackend(): tf.KernelBackend;
-  threadsCount(): number;
-  /** Lets the process exit while the pool threads idle. */
-  unrefWorkers(): void;
-  terminate(): void;
-}
-
-/* eslint-disable @typescript-eslint/no-explicit-any */
-/**
- * Starts the multi-threaded SIMD build of the tfjs wasm backend under Node. Everything that depends on tfjs
- * internals is here. Written against @tensorflow/tfjs-backend-wasm 4.22.0 (Emscripten 3.1.x glue); it relies on:
- *
- * 1. the files `wasm-out/tfjs-backend-wasm-threaded-simd.{js,wasm}` (the Emscripten factory and binary) and
- *    `wasm-out/tfjs-backend-wasm-threaded-simd.worker.js`, which exports the pthread worker source as the string
- *    `wasmWorkerContents` with its `"\n"` escapes unescaped (tfjs re-escapes it the same way before use);
- * 2. the exported `BackendWasm` class taking the Emscripten module with a `tfjs` object of cwrapped
- *    `init`, `init_with_threads_count`, `get_threads_count`, `register_tensor`, `dispose_data`, `dispose`
- *    (what tfjs's own `init()` builds) and the exported `setThreadsCount`;
- * 3. the C++ side capping the pool at `emscripten_num_logical_cores() / 2` (backend.cc), so that import is
- *    replaced in `instantiateWasm` to report twice the wanted count;
- * 4. Emscripten's `Module.PThread.{runningWorkers, unusedWorkers, terminateAllThreads}`: running pool threads
- *    are `ref()`ed by Emscripten and would keep Node alive, so they are `unref()`ed; of the 8 workers the
- *    glue pre-spawns (PTHREAD_POOL_SIZE, via `locateFile`), those beyond the pool get an empty script and
- *    are removed from `unusedWorkers` before `receiveInstance` loads the module into the rest (startup time).
- *
- * Why not the stock path: tfjs's `WASM_HAS_MULTITHREAD_SUPPORT` flag is false under Node, and forcing it makes
- * tfjs hand Node a `blob:` URL for the worker script, which `worker_threads` cannot load. Here the worker is
- * a `data:` ES module that evaluates the same worker source with a CommonJS `require`.
- */
-async function createThreadedWasmModule(wanted: number, onWorkers: (terminate: () => void) => void): Promise<ThreadedModule> {
-  const wasmPkg = require("@tensorflow/tfjs-backend-wasm") as {
-    BackendWasm: new (module: unknown) => tf.KernelBackend;
-    setThreadsCount(n: number): void;
-    getThreadsCount(): number;
-  };
-  const dir = path.join(path.dirname(require.resolve("@tensorflow/tfjs-backend-wasm/package.json")), "wasm-out");
-  const glue = path.join(dir, "tfjs-backend-wasm-threaded-simd.js");
-  const binary = path.join(dir, "tfjs-backend-wasm-threaded-simd.wasm");
-  const workerSource = path.join(dir, "tfjs-backend-wasm-threaded-simd.worker.js");
-  for (const f of [glue, binary, workerSource]) if (!fs.existsSync(f)) throw new Error(`${f} is missing (tfjs-backend-wasm layout changed?)`);
-  const boot = [
-    `import { createRequire } from "node:module";`,
-    `const require = createRequire(${JSON.stringify(workerSource)});`,
-    `const source = require(${JSON.stringify(workerSource)}).wasmWorkerContents.replace(/\\n/g, "\\\\n");`,
-    `new Function("require", "__filename", source)(require, ${JSON.stringify(workerSource)});`,
-  ].join("\n");
-  const workerUrl = new URL("data:text/javascript," + encodeURIComponent(boot));
-  const factory = require(glue) as (moduleArg: any) => Promise<any>;
-  let instantiateFailed: (e: unknown) => void = () => {};
-  const failed = new Promise<never>((_, reject) => (instantiateFailed = reject));
-  // The glue pre-spawns 8 workers; the pool needs wanted - 1 (the calling thread is the other one). The
-  // extra ones get an empty script and are dropped before the module is handed to the workers.
-  let spawned = 0;
-  const idleUrl = new URL("data:text/javascript,");
-  const moduleArg: any = {
-    locateFile: (file: string, prefix: string) => (file.endsWith(".worker.js") ? (spawned++ < wanted - 1 ? workerUrl : idleUrl) : prefix + file),
-    instantiateWasm: (imports: any, receive: (instance: WebAssembly.Instance, module: WebAssembly.Module) => void) => {
-      imports.env.emscripten_num_logical_cores = () => 2 * wanted;
-      WebAssembly.instantiate(fs.readFileSync(binary), imports).then((r) => {
-        for (const w of moduleArg.PThread.unusedWorkers.splice(wanted - 1)) w.terminate();
-        receive(r.instance, r.module);
-      }, instantiateFailed);
-      return {};
-    },
-    printErr: (text: string) => threadErrors.push(text),
-  };
-  const threadErrors: string[] = [];
-  const terminate = () => {
-    try {
-      moduleArg.PThread?.terminateAllThreads();
-    } catch {
-      /* already gone */
-    }
-  };
-  onWorkers(terminate);
-  let module: any;
-  try {
-    module = await withoutGlueListeners(() => Promise.race([factory(moduleArg), failed]));
-  } catch (e) {
-    terminate();
-    throw new Error(`${firstLine(e)}${threadErrors.length ? ` (${threadErrors[0]})` : ""}`);
-  }
-  module.tfjs = {
-    init: module.cwrap("init", null, []),
-    initWithThreadsCount: module.cwrap("init_with_threads_count", null, ["number"]),
-    getThreadsCount: module.cwrap("get_threads_count", "number", []),
-    registerTensor: module.cwrap("register_tensor", null, ["number", "number", "number"]),
-    disposeData: module.cwrap("dispose_data", null, ["number"]),
-    dispose: module.cwrap("dispose", null, []),
-  };
-  return {
-    makeBackend: () => {
-      wasmPkg.setThreadsCount(wanted);
-      return new wasmPkg.BackendWasm(module); // calls init_with_threads_count, which starts the pool threads
-    },
-    threadsCount: () => module.tfjs.getThreadsCount(),
-    unrefWorkers: () => {
-      for (const w of [...module.PThread.runningWorkers, ...module.PThread.unusedWorkers]) w.unref?.();
-    },
-    terminate,
-  };
-}
-/* eslint-enable @typescript-eslint/no-explicit-any */
-
-// ------------------------------------------------------------------ slicing on wasm
-
-let sliceKernelsInstalled = false;
-
-/* eslint-disable @typescript-eslint/no-explicit-any */
-/**
- * Replaces the wasm `Slice`, `Unpack` and `SplitV` kernels with ones that read their input through a view
- * of the wasm heap. In @tensorflow/tfjs-backend-wasm 4.22.0, `Slice` starts with `backend.readSync(x)`, a
- * copy of the whole input out of the heap, on every call, and `Unpack` / `SplitV` call it once per output:
- * unstacking the 12 heads of a [12, 512, 512] pattern copied 150 MB (measured 1.4 s per block; the per-head
- * attention path unstacks 4 tensors per block). These versions copy only what they return, inside the heap.
- *
- * Relies on (tfjs 4.22.0): the kernel registry (`getKernel`/`unregisterKernel`/`registerKernel`, public), the
- * `BackendWasm` methods `makeOutput(shape, dtype)` and `typedArrayFromHeap(tensorInfo)` (public in its .d.ts),
- * and on views being taken after `makeOutput` (which may grow, and so detach, the heap). Strings go to the
- * original kernels. Values are copied unchanged, so results are bit-identical.
- */
-function installWasmSliceKernels(): void {
-  if (sliceKernelsInstalled) return;
-  const original = { Slice: tf.getKernel("Slice", "wasm"), Unpack: tf.getKernel("Unpack", "wasm"), SplitV: tf.getKernel("SplitV", "wasm") };
-  if (!original.Slice || !original.Unpack || !original.SplitV) return; // a different tfjs: leave it alone
-  sliceKernelsInstalled = true;
-  const replace = (name: keyof typeof original, kernelFunc: (args: any) => any) => {
-    tf.unregisterKernel(name, "wasm");
-    tf.registerKernel({ kernelName: name, backendName: "wasm", kernelFunc });
-  };
-  replace("Slice", (args) => {
-    const { inputs: { x }, attrs: { begin, size }, backend } = args;
-    if (x.dtype === "string") return original.Slice!.kernelFunc(args);
-    const [b, sz] = tf.slice_util.parseSliceParams(x, begin, size);
-    return sliceFromHeap(backend, x, b, sz);
-  });
-  replace("Unpack", (args) => {
-    const { inputs: { value }, attrs, backend } = args;
-    if (value.dtype === "string") return original.Unpack!.kernelFunc(args);
-    const rank = value.shape.length;
-    const axis = attrs.axis < 0 ? attrs.axis + rank : attrs.axis;
-    const outShape = value.shape.filter((_: number, i: number) => i !== axis);
-    const size = [...value.shape];
-    size[axis] = 1;
-    return Array.from({ length: value.shape[axis] }, (_, i) => {
-      const begin = new Array(rank).fill(0);
-      begin[axis] = i;
-      const out = sliceFromHeap(backend, value, begin, size);
-      return { dataId: out.dataId, dtype: out.dtype, shape: outShape };
-    });
-  });
-  replace("SplitV", (args) => {
-    const { inputs: { x }, attrs: { numOrSizeSplits, axis }, backend } = args;
-    if (x.dtype === "string") return original.SplitV!.kernelFunc(args);
-    const ax = tf.util.parseAxisParam(axis, x.shape)[0];
-    const sizes = tf.backend_util.prepareSplitSize(x, numOrSizeSplits, ax);
-    const begin = new Array(x.shape.length).fill(0);
-    return sizes.map((n: number) => {
-      const size = [...x.shape];
-      size[ax] = n;
-      const out = sliceFromHeap(backend, x, [...begin], size);
-      begin[ax] += n;
-      return out;
-    });
-  });
-}
-
-/** out = x[begin : begin + size] for a numeric tensor on the wasm backend, copied heap to heap. */
-function sliceFromHeap(backend: any, x: any, begin: number[], size: number[]): any {
-  const out = backend.makeOutput(size, x.dtype); // may grow the heap: take views only after this
-  const n = tf.util.sizeFromShape(size);
-  if (n === 0) return out;
-  const src = backend.typedArrayFromHeap(x);
-  const dst = backend.typedArrayFromHeap(out);
-  const strides = tf.util.computeStrides(x.shape);
-  if (tf.slice_util.isSliceContinous(x.shape, begin, size)) {
-    const offset = tf.slice_util.computeFlatOffset(begin, strides);
-    dst.set(src.subarray(offset, offset + n));
-    return out;
-  }
-  // Copy row by row: a row is a run along the last axis; an odometer walks the outer indices.
-  const rank = size.length;
-  const run = size[rank - 1];
-  const idx = new Array(rank - 1).fill(0);
-  for (let o = 0; o < n; o += run) {
-    let from = begin[rank - 1];
-    for (let d = 0; d < rank - 1; d++) from += (begin[d] + idx[d]) * strides[d];
-    if (run >= 32) dst.set(src.subarray(from, from + run), o);
-    else for (let j = 0; j < run; j++) dst[o + j] = src[from + j];
-    for (let d = rank - 2; d >= 0; d--) {
-      if (++idx[d] < size[d]) break;
-      idx[d] = 0;
-    }
-  }
-  return out;
-}
-/* eslint-enable @typescript-eslint/no-explicit-any */

@@ -277,9 +277,19 @@ describe("display in browsers", { skip: SKIP }, () => {
       const drag = heatmap.locator(".nsewdrag").first();
       await drag.scrollIntoViewIfNeeded();
       const box = (await drag.boundingBox())!;
-      await page.mouse.move(box.x + (box.width * 4.5) / gd.n, box.y + (box.height * 20.5) / gd.n);
       const tip = page.locator(".hoverlayer .hovertext").first();
-      await tip.waitFor({ timeout: 5000 });
+      // Plotly binds its hover handlers after drawing; on a loaded machine the first move can come too early,
+      // so move off and back until the tooltip shows (bounded).
+      for (let attempt = 0; ; attempt++) {
+        await page.mouse.move(box.x + 1, box.y + box.height + 40);
+        await page.mouse.move(box.x + (box.width * 4.5) / gd.n, box.y + (box.height * 20.5) / gd.n, { steps: 4 });
+        try {
+          await tip.waitFor({ timeout: 5000 });
+          break;
+        } catch (e) {
+          if (attempt >= 5) throw e;
+        }
+      }
       const text = (await tip.textContent()) ?? "";
       assert.ok(text.includes("king") && text.includes("gave") && text.includes(`weight ${gd.weight.toFixed(3)}`), `tooltip ${JSON.stringify(text)}`);
       await heatmap.screenshot({ path: screenshotPath("tour-induction-heatmap.png") });

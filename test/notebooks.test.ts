@@ -1,8 +1,9 @@
 /**
  * The committed notebooks, executed for real: `npm run demo`'s script runs the tour with the Arrakis kernel
- * (installed into a temporary prefix), the ablation notebook likewise, and the executed notebooks are
- * compared with the committed ones: every code cell runs, no cell errors, and each cell produces the same
- * kinds of output (MIME types) as the committed copy, which is what readers of the repository see.
+ * (installed into a temporary prefix), the other notebooks likewise, and the executed notebooks are compared
+ * with the committed ones, which is what readers of the repository see: every code cell runs, no cell errors,
+ * each cell produces the same kinds of output (MIME types), and the same numbers in its text (detector scores,
+ * losses, top tokens' weights), up to float rounding between engines.
  */
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
@@ -39,6 +40,26 @@ function kinds(cell: Cell): string[] {
 
 const text = (o: Output): string => [o.text ?? "", o.data?.["text/plain"] ?? ""].flat().join("");
 
+/**
+ * The numbers a cell's text shows, without those that legitimately change from run to run: durations
+ * ("0.5 s", "12 ms"), content hashes of logged experiments, and file paths.
+ */
+function numbersShown(cell: Cell): number[] {
+  const shown = (cell.outputs ?? [])
+    .filter((o) => o.output_type !== "display_data" || !/head ablation sweep \(/.test(text(o)))
+    .map(text)
+    .join("\n")
+    .replace(/\b(?=[0-9a-f]*[a-f])[0-9a-f]{8,}\b/g, "") // hashes have a letter; long plain digit runs are values
+    .replace(/\d+(\.\d+)?\s?(ms|s)\b/g, "")
+    .replace(/(\/[\w.@-]+)+/g, "");
+  return (shown.match(/-?\d+(\.\d+)?(e[-+]?\d+)?/g) ?? []).map(Number);
+}
+
+/** Equal up to the rounding of a printed figure and float32 differences between engines. */
+function sameNumbers(got: number[], want: number[]): boolean {
+  return got.length === want.length && got.every((g, i) => Math.abs(g - want[i]) <= 2e-3 + 1e-3 * Math.abs(want[i]));
+}
+
 function runDemo(notebook: string): { executed: Cell[]; stdout: string; html: string } {
   const tmp = scratchDir("arrakis-nb-");
   const out = path.join(tmp, "out");
@@ -64,6 +85,8 @@ function assertLikeCommitted(committedFile: string, executed: Cell[]): void {
     assert.equal(cell.execution_count, count, `cell ${i} has its execution count`);
     for (const o of cell.outputs ?? []) assert.notEqual(o.output_type, "error", `cell ${i} raised: ${JSON.stringify(o).slice(0, 400)}`);
     assert.deepEqual(kinds(cell), kinds(committed[i]), `cell ${i} output kinds match the committed notebook`);
+    const [got, want] = [numbersShown(cell), numbersShown(committed[i])];
+    assert.ok(sameNumbers(got, want), `cell ${i} shows the committed numbers:\n  got  ${got.join(" ")}\n  want ${want.join(" ")}`);
   });
 }
 
@@ -91,4 +114,10 @@ test("the ablation notebook executes and matches its committed outputs", () => {
   assertLikeCommitted(notebook, executed);
   const restored = executed.flatMap((c) => c.outputs ?? []).map(text);
   assert.ok(restored.includes("true"), "restore gives bit-identical logits");
+});
+
+test("the circuits notebook executes and matches its committed outputs", () => {
+  const notebook = path.join(repoRoot, "notebooks", "circuits.ipynb");
+  const { executed } = runDemo(notebook);
+  assertLikeCommitted(notebook, executed);
 });

@@ -169,9 +169,11 @@ export function attention(c: ModelDims, x: tf.Tensor3D, p: AttnParams, inputs: A
   const [B, T, D] = x.shape;
   const { nHeads: H, nKvHeads: KV, dHead: dh } = c;
   const x2 = tf.reshape(x, [B * T, D]) as tf.Tensor2D;
-  let q = qkNormed(c, at("attn.hook_q", projectHeads(c, x2, p.wQ, p.bQ, [B, T, H, dh])), p.qNorm, "attn.q_norm.hook_normalized", at);
-  let k = qkNormed(c, at("attn.hook_k", projectHeads(c, x2, p.wK, p.bK, [B, T, KV, dh])), p.kNorm, "attn.k_norm.hook_normalized", at);
+  let q = at("attn.hook_q", projectHeads(c, x2, p.wQ, p.bQ, [B, T, H, dh]));
+  let k = at("attn.hook_k", projectHeads(c, x2, p.wK, p.bK, [B, T, KV, dh]));
   const v = at("attn.hook_v", projectHeads(c, x2, p.wV, p.bV, [B, T, KV, dh]));
+  q = qkNormed(c, q, p.qNorm, "attn.q_norm.hook_normalized", at);
+  k = qkNormed(c, k, p.kNorm, "attn.k_norm.hook_normalized", at);
   if (inputs.rotary) {
     q = at("attn.hook_rot_q", applyRotary(q, inputs.rotary));
     k = at("attn.hook_rot_k", applyRotary(k, inputs.rotary));

@@ -15,6 +15,7 @@
 import type * as TS from "@tslab/typescript-for-tslab";
 import type { Converter } from "tslab/dist/converter";
 import type { ConverterSet } from "tslab/dist/executor";
+import { installCellSources } from "./cell-source";
 import { rewriteAwaits } from "./coroutine";
 import { kernelLog } from "./log";
 
@@ -28,6 +29,8 @@ export function createConverters(ts: typeof TS): KernelConverters {
   const { createConverter } = require("tslab/dist/converter") as typeof import("tslab/dist/converter");
   let lastDecl: string | undefined;
   let carried: string | undefined;
+  // The TypeScript of each compiled cell beside its JavaScript, for logging functions as written.
+  const sources = installCellSources(ts);
 
   const wrap = (conv: Converter): Converter => ({
     ...conv,
@@ -50,6 +53,7 @@ export function createConverters(ts: typeof TS): KernelConverters {
         } catch (e) {
           kernelLog("await rewrite failed; the cell runs without soft interrupts:", e);
         }
+        sources.record(src, r.output);
       }
       return r;
     },

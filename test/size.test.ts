@@ -7,6 +7,7 @@ import { before, describe, test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { ArrakisError, HookedAutoConfig, HookedAutoModel, checkModelFits, implementedFamilies, initBackend, memoryLimit, modelSize } from "../src";
+import { wasmSafeHeapBytes } from "../src/backend";
 import { familyCases, laterCases } from "./reference/checkpoints";
 
 before(async () => {
@@ -40,6 +41,21 @@ describe("a model that cannot fit is refused before allocation", () => {
         /HookedAutoConfig\.small\("llama"\)/.test(e.message),
     );
     assert.deepEqual(checkModelFits(HookedAutoConfig.small("llama").dims, "x", { bytes: 4 * 1024 ** 3, what: "4 GiB" }), modelSize(HookedAutoConfig.small("llama").dims));
+  });
+
+  test("on wasm every matMul weight counts twice (XNNPACK's packed copy): the measured 36-layer Llama fits, 40 do not", () => {
+    const wasm = { bytes: wasmSafeHeapBytes(), what: "the wasm heap's budget for weights", packedMatMulCopies: true };
+    const shape = { name: "llama", hidden_size: 1024, intermediate_size: 2816, vocab_size: 32000, num_attention_heads: 16 };
+    const fits = modelSize(new HookedAutoConfig({ ...shape, num_hidden_layers: 36 }).dims);
+    assert.equal((fits.heldBytes / 2 ** 30).toFixed(2), "1.97"); // the backend's measurement: 1.97 GiB of weights,
+    assert.ok(Math.abs((fits.heldBytes + fits.matMulBytes) / 2 ** 30 - 3.82) < 0.015); // and 3.82 GiB with packed copies
+    checkModelFits(new HookedAutoConfig({ ...shape, num_hidden_layers: 36 }).dims, "36 layers", wasm);
+    assert.throws(
+      () => checkModelFits(new HookedAutoConfig({ ...shape, num_hidden_layers: 40 }).dims, "40 layers", wasm),
+      /40 layers: 580 M parameters need 2\.16 GiB in float32 \(4\.19 GiB held with the packed copies wasm keeps of matMul weights\), more than the wasm heap's budget for weights \(3\.9 GiB\)\. Use the onnxruntime engine/,
+    );
+    // Without packed copies (any other backend) the same model needs only its weights.
+    checkModelFits(new HookedAutoConfig({ ...shape, num_hidden_layers: 40 }).dims, "40 layers", { bytes: 4 * 2 ** 30, what: "4 GiB" });
   });
 
   test("new HookedAutoModel(new HookedAutoConfig({ name: 'llama' })) throws at once and allocates nothing", (t) => {

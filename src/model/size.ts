@@ -1,23 +1,36 @@
 /**
  * How big a model is before anything is allocated: parameter count and float32 bytes from `ModelDims`, and the
- * refusal of a model that cannot fit in the active engine's memory (the wasm heap stops at 4 GiB; other backends
- * are bounded by the machine). Without this check a default config (HF's LlamaConfig is Llama-2-7B: 6.7 B
- * parameters, 27 GB in float32) would start filling memory and hang with no output.
+ * refusal of a model that cannot fit in the active engine's memory (on wasm the 4 GiB heap, where every matMul
+ * weight also keeps a packed copy; other backends are bounded by the machine). Without this check a default
+ * config (HF's LlamaConfig is Llama-2-7B: 6.7 B parameters, 27 GB in float32) would start filling memory and hang
+ * with no output.
  */
 import * as os from "node:os";
 import * as tf from "@tensorflow/tfjs";
+import { wasmSafeHeapBytes } from "../backend";
 import { fail } from "../errors";
 import type { ModelDims } from "./types";
 
 export interface ModelSize {
-  /** Parameters (weights, biases, norm weights; a tied unembedding counted once). */
+  /** Parameters (weights, biases, norm weights; a tied unembedding counted once), as Hugging Face counts them. */
   params: number;
   /** Bytes of those parameters in float32, the dtype the engines compute in. */
   bytes: number;
+  /**
+   * Bytes the engine holds for the weights: `bytes`, plus the unembedding's own transposed copy when it is tied
+   * to the embedding (`[d_model, vocab]` for a plain matMul).
+   */
+  heldBytes: number;
+  /** Bytes of the weights used in 2-D matMuls (projections, MLP, unembedding): wasm keeps a packed copy of each. */
+  matMulBytes: number;
 }
 
-/** The wasm backend's heap cannot grow past 4 GiB (32-bit addressing). */
-const WASM_HEAP = 4 * 1024 ** 3;
+/** The memory a model may take, and whether matMul weights cost twice there (wasm's packed copies). */
+export interface MemoryLimit {
+  bytes: number;
+  what: string;
+  packedMatMulCopies?: boolean;
+}
 
 /**
  * Parameter count of a model with these dims. Biases are counted where the family stores them on its
@@ -37,12 +50,17 @@ export function modelSize(c: ModelDims): ModelSize {
   const embed = c.dVocab * c.dModel + (c.positional === "learned" ? c.nCtx * c.dModel : 0);
   const unembed = c.tiedEmbeddings ? 0 : c.dVocab * c.dModel;
   const params = embed + c.nLayers * layer + normSize + unembed;
-  return { params, bytes: 4 * params };
+  const matMul = c.nLayers * (attn - (biases ? q + 2 * kv + c.dModel : 0) + (c.gatedMlp ? 3 : 2) * c.dModel * c.dMlp) + c.dVocab * c.dModel;
+  const tiedCopy = c.tiedEmbeddings ? c.dVocab * c.dModel : 0;
+  return { params, bytes: 4 * params, heldBytes: 4 * (params + tiedCopy), matMulBytes: 4 * matMul };
 }
 
-/** The memory a model may take: the wasm heap on the wasm backend, else the machine's memory. */
-export function memoryLimit(): { bytes: number; what: string } {
-  if (tf.getBackend() === "wasm") return { bytes: WASM_HEAP, what: "the 4 GiB heap of the wasm backend" };
+/**
+ * The memory a model may take: on the wasm backend the heap budget for weights (4 GiB minus working space, with
+ * matMul weights counted twice), else the machine's memory.
+ */
+export function memoryLimit(): MemoryLimit {
+  if (tf.getBackend() === "wasm") return { bytes: wasmSafeHeapBytes(), what: "the wasm heap's budget for weights", packedMatMulCopies: true };
   return { bytes: os.totalmem(), what: `this machine's memory (${tf.getBackend() ?? "no"} backend)` };
 }
 
@@ -70,12 +88,15 @@ export function formatBytes(b: number): string {
  * count, the bytes, the limit and how to get a model that fits. `where` says what was being built, e.g.
  * `random init of llama` or `the checkpoint in /models/x`.
  */
-export function checkModelFits(c: ModelDims, where: string, limit = memoryLimit()): ModelSize {
+export function checkModelFits(c: ModelDims, where: string, limit: MemoryLimit = memoryLimit()): ModelSize {
   const size = modelSize(c);
-  if (size.bytes > limit.bytes) {
+  const need = size.heldBytes + (limit.packedMatMulCopies ? size.matMulBytes : 0);
+  if (need > limit.bytes) {
+    const held = need === size.bytes ? "" : ` (${formatBytes(need)} held${limit.packedMatMulCopies ? " with the packed copies wasm keeps of matMul weights" : ""})`;
     fail(
-      `${where}: ${formatCount(size.params)} parameters need ${formatBytes(size.bytes)} in float32, more than ${limit.what} ` +
-        `(${formatBytes(limit.bytes)}). For a small model set the sizes yourself (hidden_size, num_hidden_layers, ` +
+      `${where}: ${formatCount(size.params)} parameters need ${formatBytes(size.bytes)} in float32${held}, more than ${limit.what} ` +
+        `(${formatBytes(limit.bytes)}). ${limit.packedMatMulCopies ? "Use the onnxruntime engine (ARRAKIS_ENGINE=ort), or" : "Use"} a smaller model: ` +
+        `set the sizes yourself (hidden_size, num_hidden_layers, ` +
         `num_attention_heads, intermediate_size, vocab_size) or start from HookedAutoConfig.small("${c.family}"), ` +
         `e.g. new HookedAutoModel(HookedAutoConfig.small("${c.family}")).`,
     );

@@ -72,7 +72,7 @@ export function formatCount(n: number): string {
   return String(n);
 }
 
-/** 26953662464 → "25.1 GiB". */
+/** 26953662464 → "25.1 GiB", 2319282176 → "2.16 GiB". */
 export function formatBytes(b: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let i = 0;
@@ -80,7 +80,7 @@ export function formatBytes(b: number): string {
     b /= 1024;
     i++;
   }
-  return `${b.toFixed(i ? 1 : 0)} ${units[i]}`;
+  return `${b.toFixed(i === 0 ? 0 : b >= 10 ? 1 : 2)} ${units[i]}`;
 }
 
 /**

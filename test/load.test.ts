@@ -230,6 +230,10 @@ test("a config claiming absurd sizes is refused from the headers before anything
   await refused(editConfig(copy(), (c) => ({ ...c, n_layer: 100000 })), /it gives n_layer = 100000 layers but the checkpoint holds 2 \(layer indices 0\.\.1\)/);
   await refused(editConfig(copy("llama"), (c) => ({ ...c, num_hidden_layers: 1 })), /num_hidden_layers = 1 layers but the checkpoint holds 2/);
   await refused(editConfig(copy("llama"), (c) => ({ ...c, vocab_size: 1e9 })), /token embedding should be \[1000000000, \d+\], but model\.embed_tokens\.weight is \[\d+, \d+\]/);
+  // d 64, vocab 512, 128 positions, 2 layers: per layer attention 4·64² + 4·64 = 16,640, norms 256, MLP
+  // 2·64·n_inner + n_inner + 64; embeddings 512·64 + 128·64 = 40,960, final norm 128. n_inner 2,560 claims
+  // 2·(16,640 + 256 + 330,304) + 40,960 + 128 = 735,488; the checkpoint (n_inner 256) stores 141,056.
+  await refused(editConfig(copy(), (c) => ({ ...c, n_inner: 64 * 40 })), /config\.json" does not match its checkpoint: it describes 735\.5 k parameters but the checkpoint stores 141\.1 k values/);
   // The refusals read headers only: a 3.8 GB stand-in for the position table is never made.
   assert.ok(process.memoryUsage().rss - rssBefore < 500e6, `rss grew by ${(process.memoryUsage().rss - rssBefore) / 1e6} MB`);
 });
@@ -244,4 +248,31 @@ test("a file that shrinks after its header was read gives a truncation error, no
   } finally {
     st.close();
   }
+});
+
+test("a checkpoint whose headers match a config too large for memory is refused by the size check before reading", async () => {
+  // A sparse file (no disk space used) whose header declares a 2e9 x 64 embedding, as a huge real checkpoint would.
+  const dir = path.join(scratch, `huge-${count++}`);
+  fs.mkdirSync(dir);
+  const vocab = 2_000_000_000;
+  const cfg = JSON.parse(fs.readFileSync(path.join(hfFixture("gpt2"), "config.json"), "utf8"));
+  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...cfg, vocab_size: vocab }));
+  const { tensors } = readSafetensors(path.join(hfFixture("gpt2"), "model.safetensors"));
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  for (const [name, t] of tensors) {
+    const shape = name === "transformer.wte.weight" ? [vocab, 64] : t.shape;
+    const bytes = shape.reduce((a, b) => a * b, 1) * 4;
+    header[name] = { dtype: "F32", shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  const text = Buffer.from(JSON.stringify(header));
+  const file = path.join(dir, "model.safetensors");
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(text.length));
+  fs.writeFileSync(file, Buffer.concat([len, text]));
+  fs.truncateSync(file, 8 + text.length + offset);
+  const rssBefore = process.memoryUsage().rss;
+  await refused(dir, /the checkpoint in ".*huge-\d+": 128\.\d+ B parameters need .* in float32, more than .*HookedAutoConfig\.small\("gpt2"\)/);
+  assert.ok(process.memoryUsage().rss - rssBefore < 500e6);
 });

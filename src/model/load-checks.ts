@@ -10,6 +10,7 @@
 import { fail, show } from "../errors";
 import type { Checkpoint } from "../io/hf-dir";
 import type { HookedAutoConfig } from "./config";
+import { formatCount, modelSize } from "./size";
 
 /** Layer-indexed names in every supported family: `h.3.`, `layers.3.`, `layer.3.`, `blocks.3.`. */
 const LAYER_INDEX = /(?:^|\.)(?:h|layers|layer|blocks)\.(\d+)\./;
@@ -51,6 +52,22 @@ export function checkHeaderShapes(ckpt: Checkpoint, config: HookedAutoConfig, co
         refuse(`it gives ${field(["n_positions", "max_position_embeddings", "n_ctx"], c.nCtx)} (the context length), so the position embedding should be ${show([c.nCtx, c.dModel])}, but ${positions} is ${show(shape)}`);
       }
     }
+  }
+}
+
+/**
+ * The parameter count the config implies against the values the checkpoint stores. The estimate leaves out a
+ * few optional biases and may count a few a family does not have, so only a config that claims clearly more
+ * than is stored (a dimension it does not have, e.g. an intermediate_size ten times too large) is refused; the
+ * weight-by-weight check after loading names the exact tensors.
+ */
+export function checkParameterCount(ckpt: Checkpoint, config: HookedAutoConfig, configFile: string): void {
+  const stored = [...ckpt.tensors]
+    .filter(([n]) => !config.adapter.ignoredWeights.some((re) => re.test(n)))
+    .reduce((sum, [, t]) => sum + t.shape.reduce((a, b) => a * b, 1), 0);
+  const claimed = modelSize(config.dims).params;
+  if (claimed > 1.05 * stored + 100_000) {
+    fail(`${show(configFile)} does not match its checkpoint: it describes ${formatCount(claimed)} parameters but the checkpoint stores ${formatCount(stored)} values (refused before reading any weight; compare the config's sizes with the tensors in the safetensors header)`);
   }
 }
 

@@ -15,8 +15,9 @@ import { checkRegularFile } from "../io/safetensors";
 import { TextTokenizer } from "../io/tokenizer";
 import { HookedAutoConfig } from "./config";
 import type { ModelOptions } from "./hooked-model";
-import { checkHeaderShapes } from "./load-checks";
+import { checkHeaderShapes, checkParameterCount } from "./load-checks";
 import { disposeParams, tidyParams } from "./params";
+import { checkModelFits } from "./size";
 import type { ModelParams } from "./types";
 import { WeightReader } from "./weights";
 
@@ -44,6 +45,8 @@ export async function loadPretrained(dirOrId: string | undefined, options: Pretr
   try {
     checkFloatWeights(ckpt, config.adapter.ignoredWeights);
     checkHeaderShapes(ckpt, config, path.join(dir, CONFIG_FILE));
+    checkParameterCount(ckpt, config, path.join(dir, CONFIG_FILE));
+    checkModelFits(config.dims, `the checkpoint in ${show(dir)}`);
     const params = readWeights(ckpt, config);
     warnNonFinite(ckpt, dir);
     return { config, params, tokenizer, dir };

@@ -17,6 +17,7 @@
  */
 import * as os from "node:os";
 import * as tf from "@tensorflow/tfjs";
+import { type EngineChoice, engineReport, setEnginePreference } from "./engine/engine";
 import { fail, show } from "./errors";
 import { guarded, patchReport } from "./patches";
 import { applyWasmHeapGuard, WASM_HEAP_MAX_BYTES, wasmVersion, withWasmStderr } from "./patches/wasm-heap-guard";
@@ -27,6 +28,7 @@ export type BackendName = "tensorflow" | "wasm" | "cpu";
 const KNOWN: BackendName[] = ["tensorflow", "wasm", "cpu"];
 
 let initPromise: Promise<BackendName> | null = null;
+let ready = false;
 /** Why each preferred backend was skipped, for `backendReport()`. */
 const skipped: string[] = [];
 
@@ -116,13 +118,29 @@ async function choose(): Promise<BackendName> {
   return "cpu";
 }
 
+export interface InitOptions {
+  /** The engine for models created afterwards: "ort" (onnxruntime), "tfjs", or "auto" (default; see engineReport()). */
+  engine?: EngineChoice;
+}
+
 /**
  * Picks and starts the backend once per process; later calls return the same promise.
  * Every async entry point of the library awaits it, so users rarely need to call it themselves.
  */
-export function initBackend(): Promise<BackendName> {
-  if (!initPromise) initPromise = choose();
+export function initBackend(options: InitOptions = {}): Promise<BackendName> {
+  if (options.engine !== undefined) setEnginePreference(options.engine);
+  if (!initPromise) {
+    initPromise = choose().then((name) => {
+      ready = true;
+      return name;
+    });
+  }
   return initPromise;
+}
+
+/** Whether `initBackend()` has finished (synchronous entry points need a started backend). */
+export function backendReady(): boolean {
+  return ready;
 }
 
 /** The backend currently running tensor math (after `initBackend()`, the chosen one). */
@@ -141,6 +159,7 @@ export function backendReport(): string {
   }
   for (const s of skipped) lines.push(`skipped ${s}`);
   lines.push(...patchReport());
+  lines.push(engineReport());
   return lines.join("\n");
 }
 

@@ -5,7 +5,9 @@
 import * as tf from "@tensorflow/tfjs";
 
 export { tf };
-export { initBackend, backend, backendReport, wasmThreads } from "./backend";
+export { initBackend, backend, backendReport, wasmThreads, type InitOptions } from "./backend";
+export { engineReport, engineName, engineMemoryLimit, type EngineChoice } from "./engine/engine";
+export type { EngineName } from "./engine/types";
 export { ArrakisError } from "./errors";
 export { HookedAutoConfig, type HookedAutoConfigFields } from "./model/config";
 export { HookedAutoModel, type ModelOptions, type RunWithCacheOptions } from "./model/hooked-model";

@@ -29,6 +29,11 @@ export class ActivationCache {
     this.replace(name, { values, shape: [...t.shape], dtype: t.dtype, tensor: null });
   }
 
+  /** @internal Takes ownership of values computed outside TF.js (an engine's output array). */
+  recordValues(name: string, values: Float32Array, shape: number[]): void {
+    this.replace(name, { values, shape: [...shape], dtype: "float32", tensor: null });
+  }
+
   /** @internal Takes ownership of `t` (it is copied out and disposed). */
   set(name: string, t: tf.Tensor): void {
     this.record(name, t);

@@ -11,10 +11,12 @@
  * never shrinks, only ever holds one block's worth of them).
  */
 import * as tf from "@tensorflow/tfjs";
+import { backendReady, initBackend } from "../backend";
+import { type EngineChoice, engineFor } from "../engine/engine";
+import type { Engine, EngineName, RunRequest, Runner } from "../engine/types";
 import { ArrakisError, fail, show } from "../errors";
 import { TextTokenizer } from "../io/tokenizer";
 import { ActivationCache } from "./cache";
-import { block, embed, type PointFn, unembed } from "./forward";
 import { HookedAutoConfig } from "./config";
 import { ModelEdits } from "./edits";
 import { type HookFn, type HookHandle, type HookPointInfo, HookRegistry, type HookSpec, type HookTarget, hookPointsFor } from "./hooks";
@@ -31,6 +33,8 @@ export interface ModelOptions {
   tokenizer?: TextTokenizer | null;
   /** Prepend the BOS token to string input (default: what the tokenizer's post-processor does, as in HF). */
   prependBos?: boolean;
+  /** The engine for this model (default: the process-wide choice, see `initBackend({ engine })`). */
+  engine?: EngineChoice;
 }
 
 export interface RunWithCacheOptions {
@@ -69,6 +73,8 @@ export class HookedAutoModel {
   readonly edits: ModelEdits;
   private readonly hooks: HookRegistry;
   private disposed = false;
+  private readonly engineChoice: EngineChoice | undefined;
+  private selected: { engine: Engine; reason: string; runner: Runner } | null = null;
 
   constructor(config: HookedAutoConfig, options: ModelOptions = {}, params?: ModelParams, source?: string) {
     if (!(config instanceof HookedAutoConfig)) fail(`HookedAutoModel expects a HookedAutoConfig, got ${show(config)}`);
@@ -77,6 +83,8 @@ export class HookedAutoModel {
     this.hookPoints = hookPointsFor(this.cfg);
     this.hookNames = this.hookPoints.map((p) => p.name);
     this.hooks = new HookRegistry(this.hookNames);
+    requireBackend("new HookedAutoModel");
+    this.engineChoice = options.engine;
     const seed = options.seed ?? 0;
     this.params = params ?? tidyParams(() => initParams(this.cfg, seed));
     this.edits = new ModelEdits(this.hooks, () => this.params);
@@ -225,6 +233,8 @@ export class HookedAutoModel {
     if (this.disposed) return;
     this.edits.restoreAll(); // swapped-in weights are freed and the originals put back before they are freed
     this.disposed = true;
+    this.selected?.runner.dispose();
+    this.selected = null;
     disposeParams(this.params);
   }
 
@@ -235,7 +245,7 @@ export class HookedAutoModel {
 
   toString(): string {
     const c = this.cfg;
-    return `HookedAutoModel(${c.family}: ${c.nLayers} layers, ${c.nHeads} heads${c.nKvHeads !== c.nHeads ? ` / ${c.nKvHeads} kv` : ""}, d_model ${c.dModel}, vocab ${c.dVocab}; ${this.source})`;
+    return `HookedAutoModel(${c.family}: ${c.nLayers} layers, ${c.nHeads} heads${c.nKvHeads !== c.nHeads ? ` / ${c.nKvHeads} kv` : ""}, d_model ${c.dModel}, vocab ${c.dVocab}; ${this.source}; engine ${this.disposed ? "none (disposed)" : this.engine})`;
   }
 
   private cacheFilter(names: RunWithCacheOptions["names"]): (name: string) => boolean {
@@ -253,24 +263,42 @@ export class HookedAutoModel {
     if (this.disposed) fail("this model was disposed");
   }
 
-  /** The forward pass: embeddings, one tidy per block (the wasm heap never shrinks), unembedding. */
+  /** The engine running this model ("ort" or "tfjs"); chosen on first use. */
+  get engine(): EngineName {
+    return this.engineState().engine.name;
+  }
+
+  /** Why this model runs on its engine (or why not on onnxruntime). */
+  get engineReason(): string {
+    return this.engineState().reason;
+  }
+
+  private engineState(): { engine: Engine; reason: string; runner: Runner } {
+    this.checkAlive();
+    if (!this.selected) {
+      const { engine, reason } = engineFor(this.cfg, this.params, this.engineChoice);
+      this.selected = { engine, reason, runner: engine.runner(this) };
+    }
+    return this.selected;
+  }
+
+  /** The forward pass, run by the model's engine; hooks and caching happen at each point as `atPoint` says. */
   private run(input: ModelInput, state: RunState): tf.Tensor3D {
     this.checkAlive();
+    requireBackend("the forward pass");
     const rows = this.tokenRows(input);
-    const c = this.cfg;
-    const point: PointFn = (name, layer, x) => this.atPoint(state, name, layer, x);
-    let resid = tf.tidy(() => embed(c, this.params, rows, point));
-    try {
-      for (let l = 0; l < c.nLayers; l++) {
-        const next = tf.tidy(() => block(c, this.params.layers[l], l, resid, point));
-        resid.dispose();
-        resid = next;
-      }
-      const final = resid;
-      return tf.tidy(() => unembed(c, this.params, final, point));
-    } finally {
-      resid.dispose();
-    }
+    const cache = state.cache;
+    const req: RunRequest = {
+      rows,
+      hooksAt: (name) => state.hooks.get(name),
+      caches: (name) => cache !== null && (state.cacheFilter?.(name) ?? false),
+      cache,
+      record: (name, values, shape) => {
+        if (cache && state.cacheFilter?.(name)) cache.recordValues(name, values, shape);
+      },
+      point: (name, layer, x) => this.atPoint(state, name, layer, x),
+    };
+    return this.engineState().runner.run(req);
   }
 
   /** A hook point: run the attached hooks in order (each may replace the activation), then record it. */
@@ -296,6 +324,17 @@ export class HookedAutoModel {
     if (state.cache && state.cacheFilter?.(name)) state.cache.record(name, out); // copied out of the backend now
     return out;
   }
+}
+
+/**
+ * Fails with the fix when TF.js has no backend started yet: TF.js would otherwise fall to its pure-JS cpu
+ * backend (~50x slower). Backends start asynchronously, so a synchronous entry point cannot start one itself;
+ * it starts it in the background so that a retry after awaiting works.
+ */
+function requireBackend(where: string): void {
+  if (backendReady()) return;
+  initBackend().catch(() => {}); // the failure is reported by the awaited call
+  fail(`${where} needs a started backend: run \`await initBackend()\` once first (it picks tfjs-node or wasm and the engine; without it TF.js would silently use its pure-JS cpu backend, ~50x slower)`);
 }
 
 /** Per-token next-token cross-entropy `[batch][pos - 1]` from logits `[batch, pos, vocab]`. */

@@ -1,0 +1,205 @@
+/**
+ * The model as ONNX graphs, one per stage (embeddings, each block, final norm + unembedding), emitted from
+ * `ModelDims` flags. Each graph computes what `src/model/components.ts` and `forward.ts` compute, in the same
+ * order of float32 operations where it matters for parity, and every hook point of the stage is a named value
+ * of the graph (named as the hook point), so it can be returned as an output or cut at.
+ *
+ * Graph inputs: `tokens` [B, T] and `positions` [T] (int64) for the embeddings; `resid_in` [B, T, d_model] for
+ * a block and the unembedding; `mask_keep` / `mask_fill` [T, T] and (rotary) `cos` / `sin` [1, T, 1, rotary_dim]
+ * for a block. Weights are initializers.
+ */
+import type * as tf from "@tensorflow/tfjs";
+import type { AttnParams, LayerParams, MlpParams, ModelDims, ModelParams, NormParams } from "../../model/types";
+import { type Dim, Graph } from "./graph";
+
+/** The value each stage ends with. */
+export const STAGE_OUT = "stage_out";
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+
+/** Float32 values of a weight (a copy on backends that keep data elsewhere, the storage itself on cpu). */
+function values(t: tf.Tensor): Float32Array {
+  return t.dataSync() as Float32Array;
+}
+
+/** A builder for one stage: the graph plus helpers named after the tf components they mirror. */
+class Emitter {
+  readonly g = new Graph();
+  constructor(readonly c: Readonly<ModelDims>) {}
+
+  w(name: string, t: tf.Tensor): string {
+    return this.g.init(name, t.shape, values(t));
+  }
+
+  /** x [.., in] @ w [in, out] (+ b [out]). */
+  project(x: string, w: string, b?: string, out?: string, dims?: Dim[]): string {
+    const y = this.g.op("MatMul", [x, w], [], b ? undefined : out, b ? undefined : dims);
+    return b ? this.g.op("Add", [y, b], [], out, dims) : y;
+  }
+
+  norm(x: string, p: NormParams, name: string, out: string): string {
+    const d = this.g.dims.get(x);
+    if (this.c.normKind === "layernorm") {
+      // torch.nn.LayerNorm: (x - mean) / sqrt(biased var + eps) * w + b
+      const ins = [x, this.w(`${name}.w`, p.w)];
+      if (p.b) ins.push(this.w(`${name}.b`, p.b));
+      return this.g.op("LayerNormalization", ins, [{ name: "axis", i: -1 }, { name: "epsilon", f: this.c.normEps }], out, d);
+    }
+    // RMSNorm: x * rsqrt(mean(x²) + eps) * (offset + w); offset + w is formed in float32 as tf.add does
+    const wData = values(p.w);
+    const scale = this.c.normWeightOffset ? Float32Array.from(wData, (v) => v + this.c.normWeightOffset) : wData;
+    const w = this.g.init(`${name}.w`, [scale.length], scale);
+    const ms = this.g.op("ReduceMean", [this.g.op("Mul", [x, x])], [{ name: "axes", ints: [-1] }, { name: "keepdims", i: 1 }]);
+    const inv = this.g.op("Reciprocal", [this.g.op("Sqrt", [this.g.op("Add", [ms, this.g.f(this.c.normEps)])])]);
+    return this.g.op("Mul", [this.g.op("Mul", [x, inv]), w], [], out, d);
+  }
+
+  activate(x: string): string {
+    const g = this.g;
+    switch (this.c.act) {
+      case "gelu_new":
+      case "gelu_pytorch_tanh": {
+        // x·sigmoid(2u), u = sqrt(2/π)(x + 0.044715 x³), as the tf path computes the tanh form
+        const cube = g.op("Mul", [g.op("Mul", [x, x]), x]);
+        const inner = g.op("Add", [x, g.op("Mul", [cube, g.f(0.044715)])]);
+        return g.op("Mul", [x, g.op("Sigmoid", [g.op("Mul", [inner, g.f(2 * SQRT_2_OVER_PI)])])]);
+      }
+      case "gelu": // (x·0.5)(1 + erf(x / sqrt 2))
+        return g.op("Mul", [g.op("Mul", [x, g.f(0.5)]), g.op("Add", [g.f(1), g.op("Erf", [g.op("Mul", [x, g.f(Math.SQRT1_2)])])])]);
+      case "silu":
+        return g.op("Mul", [x, g.op("Sigmoid", [x])]);
+      case "relu":
+        return g.op("Relu", [x]);
+    }
+  }
+}
+
+/** Embeddings: token (times the embedding scale) plus learned positions. */
+export function emitEmbed(c: Readonly<ModelDims>, p: ModelParams): Graph {
+  const e = new Emitter(c);
+  const g = e.g;
+  g.input("tokens", ["B", "T"], "int64");
+  const D = c.dModel;
+  let x = g.op("Gather", [e.w("wE", p.wE), "tokens"], [{ name: "axis", i: 0 }], c.embedScale !== 1 ? undefined : "hook_embed", ["B", "T", D]);
+  if (c.embedScale !== 1) x = g.op("Mul", [x, g.f(c.embedScale)], [], "hook_embed", ["B", "T", D]);
+  if (!p.wPos) {
+    g.op("Identity", [x], [], STAGE_OUT, ["B", "T", D]);
+    return g;
+  }
+  g.input("positions", ["T"], "int64");
+  const pos = g.op("Gather", [e.w("wPos", p.wPos), "positions"], [{ name: "axis", i: 0 }]); // [T, D]
+  const batchShape = g.op("Shape", [x]); // [B, T, D]
+  const posB = g.op("Expand", [pos, batchShape], [], "hook_pos_embed", ["B", "T", D]);
+  g.op("Add", [x, posB], [], STAGE_OUT, ["B", "T", D]);
+  return g;
+}
+
+/** One transformer block; its hook values are named `blocks.{l}.…`. */
+export function emitBlock(c: Readonly<ModelDims>, p: LayerParams, l: number): Graph {
+  const e = new Emitter(c);
+  const g = e.g;
+  const D = c.dModel;
+  const n = (local: string) => `blocks.${l}.${local}`;
+  const BTD: Dim[] = ["B", "T", D];
+  g.input("resid_in", BTD);
+  g.input("mask_keep", ["T", "T"]);
+  g.input("mask_fill", ["T", "T"]);
+  if (c.positional === "rotary") {
+    g.input("cos", [1, "T", 1, c.rotaryDim]);
+    g.input("sin", [1, "T", 1, c.rotaryDim]);
+  }
+  const resid = g.op("Identity", ["resid_in"], [], n("hook_resid_pre"), BTD);
+  const attnIn = e.norm(resid, p.ln1, "ln1", n("ln1.hook_normalized"));
+  const attnOut = attention(e, attnIn, p.attn, l);
+  if (c.parallelResidual) {
+    const mlpOut = mlp(e, e.norm(resid, p.ln2, "ln2", n("ln2.hook_normalized")), p.mlp, l);
+    g.op("Add", [g.op("Add", [resid, attnOut]), mlpOut], [], n("hook_resid_post"), BTD);
+  } else {
+    const mid = g.op("Add", [resid, attnOut], [], n("hook_resid_mid"), BTD);
+    const mlpOut = mlp(e, e.norm(mid, p.ln2, "ln2", n("ln2.hook_normalized")), p.mlp, l);
+    g.op("Add", [mid, mlpOut], [], n("hook_resid_post"), BTD);
+  }
+  g.op("Identity", [n("hook_resid_post")], [], STAGE_OUT, BTD);
+  return g;
+}
+
+/** Per-head LayerNorm without bias over d_head (qk layernorm), x [B, T, head, d_head], w [head, d_head]. */
+function headNorm(e: Emitter, x: string, w: tf.Tensor | undefined, name: string, out: string, dims: Dim[]): string {
+  if (!w) return e.g.op("Identity", [x], [], out, dims);
+  const d = e.c.dHead;
+  const ones = e.g.init(`${name}.ones`, [d], new Float32Array(d).fill(1));
+  const normed = e.g.op("LayerNormalization", [x, ones], [{ name: "axis", i: -1 }, { name: "epsilon", f: e.c.normEps }]);
+  return e.g.op("Mul", [normed, e.w(name, w)], [], out, dims);
+}
+
+/** x' = x·cos + rotate_half(x)·sin on the first rotary_dim features of each head; the rest pass through. */
+function rotary(e: Emitter, x: string, heads: number, out: string): string {
+  const { g, c } = e;
+  const R = c.rotaryDim;
+  const dh = c.dHead;
+  const dims: Dim[] = ["B", "T", heads, dh];
+  const axis = [{ name: "axis", i: 3 }];
+  const slice = (v: string, from: number, to: number) => g.op("Slice", [v, g.i64([from]), g.i64([to]), g.i64([3])]);
+  const rot = R === dh ? x : slice(x, 0, R);
+  const x1 = slice(rot, 0, R / 2);
+  const x2 = slice(rot, R / 2, R);
+  const rotatedHalf = g.op("Concat", [g.op("Neg", [x2]), x1], axis);
+  const rotated = g.op("Add", [g.op("Mul", [rot, "cos"]), g.op("Mul", [rotatedHalf, "sin"])], [], R === dh ? out : undefined, R === dh ? dims : undefined);
+  return R === dh ? rotated : g.op("Concat", [rotated, slice(x, R, dh)], axis, out, dims);
+}
+
+/** Multi-head (grouped-query) causal self-attention, as components.attention. */
+function attention(e: Emitter, x: string, p: AttnParams, l: number): string {
+  const { g, c } = e;
+  const { nHeads: H, nKvHeads: KV, dHead: dh, dModel: D } = c;
+  const n = (local: string) => `blocks.${l}.${local}`;
+  const w = (name: string, t?: tf.Tensor) => (t ? e.w(`attn.${name}`, t) : undefined);
+  const headsOf = (k: number, out: string, which: string, wt: tf.Tensor, bt?: tf.Tensor) =>
+    g.op("Reshape", [e.project(x, w(`w${which}`, wt)!, w(`b${which}`, bt)), g.i64([0, 0, k, dh])], [], out, ["B", "T", k, dh]);
+  const qRaw = headsOf(H, c.qkNorm ? n("q_unnormed") : n("attn.hook_q"), "Q", p.wQ, p.bQ);
+  const kRaw = headsOf(KV, c.qkNorm ? n("k_unnormed") : n("attn.hook_k"), "K", p.wK, p.bK);
+  let q = c.qkNorm ? headNorm(e, qRaw, p.qNorm, "attn.qNorm", n("attn.hook_q"), ["B", "T", H, dh]) : qRaw;
+  let k = c.qkNorm ? headNorm(e, kRaw, p.kNorm, "attn.kNorm", n("attn.hook_k"), ["B", "T", KV, dh]) : kRaw;
+  const v = headsOf(KV, n("attn.hook_v"), "V", p.wV, p.bV);
+  if (c.positional === "rotary") {
+    q = rotary(e, q, H, n("attn.hook_rot_q"));
+    k = rotary(e, k, KV, n("attn.hook_rot_k"));
+  }
+  // Under grouped-query attention query head h reads kv head h // group: k and v are repeated per query head.
+  const group = H / KV;
+  const perHead = (t: string) => (group === 1 ? t : g.op("Reshape", [g.op("Expand", [g.op("Unsqueeze", [t, g.i64([2])]), g.i64([1, 1, group, 1, 1])]), g.i64([0, H, -1, dh])]));
+  const qh = g.op("Transpose", [q], [{ name: "perm", ints: [0, 2, 1, 3] }]); // [B, H, T, dh]
+  const kh = perHead(g.op("Transpose", [k], [{ name: "perm", ints: [0, 2, 1, 3] }])); // [B, H, T, dh]
+  const vh = perHead(g.op("Transpose", [v], [{ name: "perm", ints: [0, 2, 1, 3] }])); // [B, H, T, dh]
+  const kT = g.op("Transpose", [kh], [{ name: "perm", ints: [0, 1, 3, 2] }]); // [B, H, dh, T]
+  const raw = g.op("Mul", [g.op("MatMul", [qh, kT]), g.f(c.attnScale)]); // [B, H, T, T]
+  const scores = g.op("Add", [g.op("Mul", [raw, "mask_keep"]), "mask_fill"], [], n("attn.hook_attn_scores"), ["B", H, "T", "T"]);
+  const pattern = g.op("Softmax", [scores], [{ name: "axis", i: -1 }], n("attn.hook_pattern"), ["B", H, "T", "T"]);
+  const zh = g.op("MatMul", [pattern, vh]); // [B, H, T, dh]
+  const z = g.op("Transpose", [zh], [{ name: "perm", ints: [0, 2, 1, 3] }], n("attn.hook_z"), ["B", "T", H, dh]);
+  const flat = g.op("Reshape", [z, g.i64([0, 0, H * dh])]);
+  return e.project(flat, w("wO", p.wO)!, w("bO", p.bO), n("hook_attn_out"), ["B", "T", D]);
+}
+
+/** The MLP (plain or gated), as components.mlp. */
+function mlp(e: Emitter, x: string, p: MlpParams, l: number): string {
+  const { g, c } = e;
+  const n = (local: string) => `blocks.${l}.${local}`;
+  const w = (name: string, t?: tf.Tensor) => (t ? e.w(`mlp.${name}`, t) : undefined);
+  const F: Dim[] = ["B", "T", c.dMlp];
+  const pre = p.wGate ? e.project(x, w("wGate", p.wGate)!, w("bGate", p.bGate), n("mlp.hook_pre"), F) : e.project(x, w("wIn", p.wIn)!, w("bIn", p.bIn), n("mlp.hook_pre"), F);
+  let post = e.activate(pre);
+  if (p.wGate) post = g.op("Mul", [post, e.project(x, w("wIn", p.wIn)!, w("bIn", p.bIn), n("mlp.hook_pre_linear"), F)]);
+  post = g.op("Identity", [post], [], n("mlp.hook_post"), F);
+  return e.project(post, w("wOut", p.wOut)!, w("bOut", p.bOut), n("hook_mlp_out"), ["B", "T", c.dModel]);
+}
+
+/** Final norm and unembedding: logits [B, T, vocab]. */
+export function emitUnembed(c: Readonly<ModelDims>, p: ModelParams): Graph {
+  const e = new Emitter(c);
+  const g = e.g;
+  g.input("resid_in", ["B", "T", c.dModel]);
+  const normed = e.norm("resid_in", p.lnFinal, "ln_final", "ln_final.hook_normalized");
+  e.project(normed, e.w("wU", p.wU), p.bU ? e.w("bU", p.bU) : undefined, STAGE_OUT, ["B", "T", c.dVocab]);
+  return g;
+}

@@ -1,0 +1,176 @@
+/**
+ * Runs one model on onnxruntime: a session per stage (embeddings, each block, unembedding), compiled lazily
+ * per set of hooked points. Without hooks a stage is one session whose hook points are outputs only when a
+ * cache asks for them; with hooks the stage is cut at each hooked point, the JS hooks receive the activation
+ * as a tf.Tensor, and the next segment continues with what they return.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { causalMask, rotaryTables } from "../../model/components";
+import { hookPointsFor } from "../../model/hooks";
+import type { ModelDims } from "../../model/types";
+import type { EngineModel, RunRequest, Runner } from "../types";
+import { emitBlock, emitEmbed, emitUnembed, STAGE_OUT } from "./emit";
+import { type Graph, planSegments, type Segment, serialize } from "./graph";
+import { f32, i64, type OrtTensor, SyncSession } from "./session";
+
+interface Compiled {
+  parts: { seg: Segment; session: SyncSession; fetchAlways: Set<string> }[];
+}
+
+/** Compiled variants kept per stage (each holds a copy of the stage's weights inside onnxruntime). */
+const MAX_VARIANTS = 3;
+
+class Stage {
+  private refs: unknown[] = [];
+  private readonly variants = new Map<string, Compiled>();
+  readonly order: Map<string, number>;
+
+  constructor(
+    readonly points: string[],
+    readonly layer: number | null,
+    private readonly build: () => Graph,
+    private readonly current: () => unknown[],
+  ) {
+    this.order = new Map(points.map((p, i) => [p, i]));
+  }
+
+  /** Drops every compiled variant when the weights this stage was built from were swapped (a merge). */
+  private checkWeights(): void {
+    const now = this.current();
+    if (now.length === this.refs.length && now.every((t, i) => t === this.refs[i])) return;
+    this.dispose();
+    this.refs = now;
+  }
+
+  compiled(cuts: string[], declareAll: boolean): Compiled {
+    this.checkWeights();
+    const key = `${cuts.join(",")}|${declareAll ? "all" : "plain"}`;
+    const hit = this.variants.get(key);
+    if (hit) {
+      this.variants.delete(key); // most recently used last
+      this.variants.set(key, hit);
+      return hit;
+    }
+    while (this.variants.size >= MAX_VARIANTS) {
+      const [oldest, v] = this.variants.entries().next().value as [string, Compiled];
+      v.parts.forEach((p) => p.session.dispose());
+      this.variants.delete(oldest);
+    }
+    // The graph (with copies of the weights) lives only while its sessions are made.
+    const g = this.build();
+    const segments = planSegments(g, cuts, declareAll ? this.points : [], [STAGE_OUT], this.order);
+    const parts = segments.map((seg, s) => {
+      const later = new Set(segments.slice(s + 1).flatMap((x) => x.inputs));
+      const fetchAlways = new Set(seg.outputs.filter((v) => later.has(v) || v === seg.cut || v === STAGE_OUT));
+      const session = new SyncSession(serialize(g, seg.nodes, seg.inputs.map((v) => g.info(v)), seg.outputs.map((v) => g.info(v))));
+      return { seg, session, fetchAlways };
+    });
+    const c = { parts };
+    this.variants.set(key, c);
+    return c;
+  }
+
+  dispose(): void {
+    for (const v of this.variants.values()) v.parts.forEach((p) => p.session.dispose());
+    this.variants.clear();
+  }
+}
+
+/** Every tensor of a parameter subtree, in a fixed order (to notice swapped entries). */
+function leaves(x: unknown, out: unknown[] = []): unknown[] {
+  if (x instanceof tf.Tensor) out.push(x);
+  else if (Array.isArray(x)) x.forEach((v) => leaves(v, out));
+  else if (x && typeof x === "object") for (const k of Object.keys(x).sort()) leaves((x as Record<string, unknown>)[k], out);
+  return out;
+}
+
+export class OrtRunner implements Runner {
+  private readonly stages: Stage[];
+  private readonly c: Readonly<ModelDims>;
+  private inputsFor: { T: number; masks: Map<string, { keep: OrtTensor; fill: OrtTensor }>; cos?: OrtTensor; sin?: OrtTensor } | null = null;
+
+  constructor(private readonly model: EngineModel) {
+    const c = (this.c = model.cfg);
+    const names = hookPointsFor(c).map((p) => p.name);
+    const p = () => model.params;
+    const version = (l: number) => model.edits?.layerVersion(l) ?? 0;
+    const embedNames = names.filter((n) => n === "hook_embed" || n === "hook_pos_embed");
+    this.stages = [
+      new Stage(embedNames, null, () => emitEmbed(c, p()), () => [p().wE, p().wPos]),
+      ...Array.from({ length: c.nLayers }, (_, l) => {
+        const prefix = `blocks.${l}.`;
+        return new Stage(names.filter((n) => n.startsWith(prefix)), l, () => emitBlock(c, p().layers[l], l), () => [version(l), ...leaves(p().layers[l])]);
+      }),
+      new Stage(["ln_final.hook_normalized"], null, () => emitUnembed(c, p()), () => [p().wU, p().bU, ...leaves(p().lnFinal)]),
+    ];
+  }
+
+  run(req: RunRequest): tf.Tensor3D {
+    const rows = req.rows;
+    const [B, T] = [rows.length, rows[0].length];
+    const feeds: Record<string, OrtTensor> = { tokens: i64(BigInt64Array.from(rows.flat(), BigInt), [B, T]) };
+    if (this.c.positional === "learned") feeds.positions = i64(BigInt64Array.from({ length: T }, (_, t) => BigInt(t)), [T]);
+    let x = this.runStage(this.stages[0], feeds, req);
+    const inputs = this.blockInputs(T);
+    for (let l = 0; l < this.c.nLayers; l++) {
+      const m = inputs.masks.get(String(this.c.windows[l]))!;
+      const f: Record<string, OrtTensor> = { resid_in: x, mask_keep: m.keep, mask_fill: m.fill };
+      if (inputs.cos) Object.assign(f, { cos: inputs.cos, sin: inputs.sin });
+      x = this.runStage(this.stages[l + 1], f, req);
+    }
+    const logits = this.runStage(this.stages[this.c.nLayers + 1], { resid_in: x }, req);
+    return tf.tensor3d(logits.data as Float32Array, logits.dims as [number, number, number]);
+  }
+
+  /** One stage: its segments in order, hooks applied at each cut, cached points recorded. */
+  private runStage(stage: Stage, feeds: Record<string, OrtTensor>, req: RunRequest): OrtTensor {
+    const cuts = stage.points.filter((p) => (req.hooksAt(p)?.length ?? 0) > 0);
+    const cached = req.cache ? stage.points.filter((p) => req.caches(p)) : [];
+    const wantCache = new Set(cached.filter((p) => !cuts.includes(p)));
+    const { parts } = stage.compiled(cuts, cached.length > 0);
+    const values: Record<string, OrtTensor> = { ...feeds };
+    for (const { seg, session, fetchAlways } of parts) {
+      const f: Record<string, OrtTensor> = {};
+      for (const v of seg.inputs) f[v] = values[v];
+      const fetch = seg.outputs.filter((v) => fetchAlways.has(v) || wantCache.has(v));
+      const out = session.run(f, fetch);
+      Object.assign(values, out);
+      for (const v of fetch) if (wantCache.has(v)) req.record(v, out[v].data as Float32Array, [...out[v].dims]);
+      if (seg.cut) values[seg.cut] = this.hook(seg.cut, stage.layer, out[seg.cut], req);
+    }
+    return values[STAGE_OUT];
+  }
+
+  /** Hands an activation to the JS hooks as a tf.Tensor and returns what the pass continues with. */
+  private hook(name: string, layer: number | null, v: OrtTensor, req: RunRequest): OrtTensor {
+    const data = tf.tidy(() => {
+      const t = tf.tensor(v.data as Float32Array, [...v.dims]);
+      return req.point(name, layer, t).dataSync() as Float32Array;
+    });
+    return f32(data, v.dims);
+  }
+
+  /** Masks per window and rotary tables for T positions, as the tf path builds them (reused while T repeats). */
+  private blockInputs(T: number) {
+    if (this.inputsFor?.T === T) return this.inputsFor;
+    const masks = new Map<string, { keep: OrtTensor; fill: OrtTensor }>();
+    for (const w of new Set(this.c.windows)) {
+      const m = causalMask(T, w);
+      masks.set(String(w), { keep: f32(m.keep.dataSync() as Float32Array, [T, T]), fill: f32(m.fill.dataSync() as Float32Array, [T, T]) });
+      tf.dispose([m.keep, m.fill]);
+    }
+    this.inputsFor = { T, masks };
+    if (this.c.positional === "rotary") {
+      const R = this.c.rotaryDim;
+      const r = rotaryTables(T, R, this.c.rotaryBase);
+      this.inputsFor.cos = f32(r.cos.dataSync() as Float32Array, [1, T, 1, R]);
+      this.inputsFor.sin = f32(r.sin.dataSync() as Float32Array, [1, T, 1, R]);
+      tf.dispose([r.cos, r.sin]);
+    }
+    return this.inputsFor;
+  }
+
+  dispose(): void {
+    this.stages.forEach((s) => s.dispose());
+  }
+}

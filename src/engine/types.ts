@@ -1,0 +1,51 @@
+/**
+ * What an engine needs from a model and what one forward pass asks of it. Kept apart from the model class so
+ * engines and the model can import it without importing each other.
+ */
+import type * as tf from "@tensorflow/tfjs";
+import type { ActivationCache } from "../model/cache";
+import type { HookFn } from "../model/hooks";
+import type { ModelDims, ModelParams } from "../model/types";
+
+export type EngineName = "ort" | "tfjs";
+
+/** The parts of a model an engine reads. */
+export interface EngineModel {
+  readonly cfg: Readonly<ModelDims>;
+  /** The weights; an engine holding its own copy notices swapped entries (merges) and rebuilds that layer. */
+  readonly params: ModelParams;
+  /** The edit ledger, when the model has one: a per-layer counter bumped by every weight edit. */
+  readonly edits?: { layerVersion(layer: number): number };
+}
+
+/** One forward pass: token rows, the hooks attached, and what to cache. */
+export interface RunRequest {
+  rows: number[][];
+  /** The hooks at a point (in order), or undefined. */
+  hooksAt(name: string): readonly HookFn[] | undefined;
+  /** Whether a hook point is recorded into `cache`. */
+  caches(name: string): boolean;
+  cache: ActivationCache | null;
+  /** Records values computed outside TF.js at a cached point (the cache takes ownership of the array). */
+  record(name: string, values: Float32Array, shape: number[]): void;
+  /**
+   * Applies the hooks at a point and records it when cached; returns the tensor the pass continues with (the
+   * input itself, or a tensor owned by the current tidy scope).
+   */
+  point<X extends tf.Tensor>(name: string, layer: number | null, x: X): X;
+}
+
+/** Runs one model. Created per model by its engine; holds whatever the engine keeps per model. */
+export interface Runner {
+  /** Logits `[batch, pos, vocab]`, owned by the caller. */
+  run(req: RunRequest): tf.Tensor3D;
+  /** Frees what the runner holds (sessions, copies of weights). */
+  dispose(): void;
+}
+
+export interface Engine {
+  readonly name: EngineName;
+  /** Why this engine cannot run a model with these dims, or null when it can. */
+  unsupported(cfg: Readonly<ModelDims>, params?: ModelParams): string | null;
+  runner(model: EngineModel): Runner;
+}

@@ -5,7 +5,11 @@
  * `arrakis-*` folder behind fails the run (each test must clean up what it made, also when it fails), and nothing
  * a test, a kernel, Chromium or Jupyter writes to the temp folder can pile up in the user's /tmp.
  *
- *   node scripts/run-tests.mjs [test/some.test.ts ...]   (default: every test/*.test.ts)
+ * The first pass runs on the automatically chosen engine (onnxruntime when it loads); without file arguments the
+ * parity suite then runs a second time on the TF.js engine (ARRAKIS_ENGINE=tfjs), so both engines are held to the
+ * same references.
+ *
+ *   node scripts/run-tests.mjs [test/some.test.ts ...]   (default: every test/*.test.ts, then the parity suite on TF.js)
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -19,7 +23,13 @@ const files = process.argv.slice(2).length
 
 const runTmp = fs.mkdtempSync(path.join(os.tmpdir(), "arrakis-test-run-"));
 const env = { ...process.env, TMPDIR: runTmp, TEMP: runTmp, TMP: runTmp };
-const run = spawnSync(process.execPath, ["--test", "--test-concurrency=1", "--import", "tsx", ...files], { cwd: root, env, stdio: "inherit" });
+const testRun = (list, extra = {}) => spawnSync(process.execPath, ["--test", "--test-concurrency=1", "--import", "tsx", ...list], { cwd: root, env: { ...env, ...extra }, stdio: "inherit" });
+let run = testRun(files);
+const PARITY_SUITE = ["parity", "families", "model", "attention-tools", "detectors"].map((f) => path.join("test", `${f}.test.ts`));
+if (!process.argv.slice(2).length && run.status === 0 && process.env.ARRAKIS_ENGINE !== "tfjs") {
+  console.log("\n# the parity suite again, on the TF.js engine (ARRAKIS_ENGINE=tfjs)");
+  run = testRun(PARITY_SUITE, { ARRAKIS_ENGINE: "tfjs" });
+}
 
 const left = fs.readdirSync(runTmp);
 const ours = left.filter((name) => name.startsWith("arrakis-"));

@@ -22,11 +22,17 @@ const CHOICES: EngineChoice[] = ["ort", "tfjs", "auto"];
 let preference: { choice: EngineChoice; from: string } | null = null;
 let ort: { engine: Engine | null; reason: string } | null = null;
 
+/** Validates an engine option (a model's or initBackend's). */
+export function checkEngineChoice(choice: unknown): EngineChoice | undefined {
+  if (choice !== undefined && !CHOICES.includes(choice as EngineChoice)) fail(`engine must be one of ${CHOICES.join(", ")}, got ${show(choice)}`);
+  return choice as EngineChoice | undefined;
+}
+
 /** Sets the engine choice (initBackend's `engine` option); later models use it. */
 export function setEnginePreference(choice: EngineChoice | undefined, from = "initBackend({ engine })"): void {
-  if (choice === undefined) return;
-  if (!CHOICES.includes(choice)) fail(`engine must be one of ${CHOICES.join(", ")}, got ${show(choice)}`);
-  preference = { choice, from: `${from.replace("{ engine }", `{ engine: "${choice}" }`)}` };
+  const c = checkEngineChoice(choice);
+  if (c === undefined) return;
+  preference = { choice: c, from: from.replace("{ engine }", `{ engine: "${c}" }`) };
 }
 
 function wanted(): { choice: EngineChoice; from: string } {

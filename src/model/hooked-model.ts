@@ -12,7 +12,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { backendReady, initBackend } from "../backend";
-import { type EngineChoice, engineFor } from "../engine/engine";
+import { checkEngineChoice, type EngineChoice, engineFor } from "../engine/engine";
 import type { Engine, EngineName, RunRequest, Runner } from "../engine/types";
 import { ArrakisError, fail, show } from "../errors";
 import { TextTokenizer } from "../io/tokenizer";
@@ -84,7 +84,7 @@ export class HookedAutoModel {
     this.hookNames = this.hookPoints.map((p) => p.name);
     this.hooks = new HookRegistry(this.hookNames);
     requireBackend("new HookedAutoModel");
-    this.engineChoice = options.engine;
+    this.engineChoice = checkEngineChoice(options.engine);
     const seed = options.seed ?? 0;
     this.params = params ?? tidyParams(() => initParams(this.cfg, seed));
     this.edits = new ModelEdits(this.hooks, () => this.params);

@@ -11,8 +11,11 @@ const isInt = (v: unknown) => Number.isInteger(v) && (v as number) > 0;
 const isNum = (v: unknown) => typeof v === "number" && Number.isFinite(v);
 const oneOf = (...xs: unknown[]): Check => (v) => xs.includes(v);
 
-/** Every ModelDims field the emitter reads or may ignore, with the values it emits correctly. */
-const KNOWN: Record<keyof ModelDims, Check> = {
+/**
+ * Every ModelDims field the emitter reads or may ignore, with the values it emits correctly. Typed by string,
+ * not by ModelDims' keys, on purpose: a field added to ModelDims later is unknown here and falls back at run time.
+ */
+const KNOWN: Record<string, Check> = {
   family: () => true, // the emitter reads flags, never the family name
   nLayers: isInt,
   nHeads: isInt,
@@ -39,6 +42,10 @@ const KNOWN: Record<keyof ModelDims, Check> = {
   eosTokenId: () => true,
   initStd: () => true,
   qkNorm: oneOf(undefined, true, false),
+  // rotary tables come from rope.ts per layer and T (scaled frequencies, local base), fed as graph inputs
+  ropeScaling: () => true,
+  rotaryBaseLocal: () => true,
+  normPlacement: oneOf(undefined, "pre"),
 };
 
 /** Parameter entries the emitter reads, per part of a layer. */

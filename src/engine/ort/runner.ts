@@ -5,7 +5,8 @@
  * as a tf.Tensor, and the next segment continues with what they return.
  */
 import * as tf from "@tensorflow/tfjs";
-import { causalMask, rotaryTables } from "../../model/components";
+import { causalMask } from "../../model/components";
+import { rotaryTablesFor } from "../../model/rope";
 import { hookPointsFor } from "../../model/hooks";
 import type { ModelDims } from "../../model/types";
 import type { EngineModel, RunRequest, Runner } from "../types";
@@ -87,7 +88,7 @@ function leaves(x: unknown, out: unknown[] = []): unknown[] {
 export class OrtRunner implements Runner {
   private readonly stages: Stage[];
   private readonly c: Readonly<ModelDims>;
-  private inputsFor: { T: number; masks: Map<string, { keep: OrtTensor; fill: OrtTensor }>; cos?: OrtTensor; sin?: OrtTensor } | null = null;
+  private inputsFor: { T: number; masks: Map<string, { keep: OrtTensor; fill: OrtTensor }>; rotary: { cos: OrtTensor; sin: OrtTensor }[] } | null = null;
 
   constructor(private readonly model: EngineModel) {
     const c = (this.c = model.cfg);
@@ -115,7 +116,7 @@ export class OrtRunner implements Runner {
     for (let l = 0; l < this.c.nLayers; l++) {
       const m = inputs.masks.get(String(this.c.windows[l]))!;
       const f: Record<string, OrtTensor> = { resid_in: x, mask_keep: m.keep, mask_fill: m.fill };
-      if (inputs.cos) Object.assign(f, { cos: inputs.cos, sin: inputs.sin });
+      if (inputs.rotary.length) Object.assign(f, inputs.rotary[l]);
       x = this.runStage(this.stages[l + 1], f, req);
     }
     const logits = this.runStage(this.stages[this.c.nLayers + 1], { resid_in: x }, req);
@@ -159,14 +160,21 @@ export class OrtRunner implements Runner {
       masks.set(String(w), { keep: f32(m.keep.dataSync() as Float32Array, [T, T]), fill: f32(m.fill.dataSync() as Float32Array, [T, T]) });
       tf.dispose([m.keep, m.fill]);
     }
-    this.inputsFor = { T, masks };
+    // Rotary tables per layer (a local base on windowed layers, scaled frequencies), shared when equal.
+    const rotary: { cos: OrtTensor; sin: OrtTensor }[] = [];
     if (this.c.positional === "rotary") {
       const R = this.c.rotaryDim;
-      const r = rotaryTables(T, R, this.c.rotaryBase);
-      this.inputsFor.cos = f32(r.cos.dataSync() as Float32Array, [1, T, 1, R]);
-      this.inputsFor.sin = f32(r.sin.dataSync() as Float32Array, [1, T, 1, R]);
-      tf.dispose([r.cos, r.sin]);
+      const seen = new Map<string, { cos: OrtTensor; sin: OrtTensor }>();
+      for (let l = 0; l < this.c.nLayers; l++) {
+        const r = rotaryTablesFor(this.c, l, T);
+        const [cos, sin] = [r.cos.dataSync() as Float32Array, r.sin.dataSync() as Float32Array];
+        tf.dispose([r.cos, r.sin]);
+        const key = `${cos.join(",")}|${sin.join(",")}`;
+        if (!seen.has(key)) seen.set(key, { cos: f32(cos, [1, T, 1, R]), sin: f32(sin, [1, T, 1, R]) });
+        rotary.push(seen.get(key)!);
+      }
     }
+    this.inputsFor = { T, masks, rotary };
     return this.inputsFor;
   }
 

@@ -12,7 +12,7 @@ import * as tf from "@tensorflow/tfjs";
 import { AttentionTools, HookedAutoConfig, HookedAutoModel, engineReport, initBackend } from "../src";
 import { ortUnsupported } from "../src/engine/ort";
 import { engineFor } from "../src/engine/engine";
-import { INPUT_IDS, familyCases, writeCheckpoint } from "./reference/checkpoints";
+import { INPUT_IDS, familyCases, laterCases, writeCheckpoint } from "./reference/checkpoints";
 import { hfFixture, maxAbsDiff, repoRoot, scratchDir } from "./helpers";
 
 const tmpRoot = scratchDir("arrakis-engines-");
@@ -47,7 +47,7 @@ after(() => console.log(["checkpoint | logits | patterns | worst hook point", ..
 describe("both engines compute the same model", { skip: false }, () => {
   const cases = [
     ...(["gpt2", "llama"] as const).map((arch) => ({ label: `${arch} (HF fixture)`, hf: true, dir: () => hfFixture(arch) })),
-    ...familyCases().map((c, i) => ({
+    ...[...familyCases(), ...laterCases()].map((c, i) => ({
       label: `${c.label} (random checkpoint)`,
       hf: false,
       dir: () => {
@@ -177,8 +177,9 @@ describe("selection", () => {
   test("an unknown ModelDims field with a value sends the model to TF.js, naming the field; absent-valued ones do not", () => {
     const dims = new HookedAutoConfig({ name: "llama", hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 4, intermediate_size: 64, vocab_size: 50 }).dims;
     assert.equal(ortUnsupported(dims), null);
-    assert.match(String(ortUnsupported({ ...dims, attnSoftcap: 50 } as never)), /attnSoftcap = 50/);
-    assert.equal(ortUnsupported({ ...dims, attnSoftcap: null } as never), null);
+    assert.match(String(ortUnsupported({ ...dims, futureFlag: 50 } as never)), /futureFlag = 50/);
+    assert.equal(ortUnsupported({ ...dims, futureFlag: undefined, otherFlag: false } as never), null);
+    assert.match(String(ortUnsupported({ ...dims, normPlacement: "peri" } as never)), /normPlacement = "peri"/);
     assert.match(String(ortUnsupported({ ...dims, act: "gelu_quick" } as never)), /act = "gelu_quick"/);
     const pick = engineFor({ ...dims, postNorms: true } as never);
     assert.equal(pick.engine.name, "tfjs");

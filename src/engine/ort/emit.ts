@@ -38,7 +38,7 @@ class Emitter {
   }
 
   norm(x: string, p: NormParams, name: string, out: string): string {
-    const d = this.g.dims.get(x);
+    const d = this.g.dims.get(x) ?? ["B", "T", this.c.dModel];
     if (this.c.normKind === "layernorm") {
       // torch.nn.LayerNorm: (x - mean) / sqrt(biased var + eps) * w + b
       const ins = [x, this.w(`${name}.w`, p.w)];
@@ -109,27 +109,50 @@ export function emitBlock(c: Readonly<ModelDims>, p: LayerParams, l: number): Gr
     g.input("sin", [1, "T", 1, c.rotaryDim]);
   }
   const resid = g.op("Identity", ["resid_in"], [], n("hook_resid_pre"), BTD);
-  const attnIn = e.norm(resid, p.ln1, "ln1", n("ln1.hook_normalized"));
-  const attnOut = attention(e, attnIn, p.attn, l);
+  // Norm placement: "pre" normalises each sublayer's input, "sandwich" also its output, "post" only its output.
+  const placement = c.normPlacement ?? "pre";
+  const input = (x: string, np: NormParams, name: string) => (placement === "post" ? x : e.norm(x, np, name, n(`${name}.hook_normalized`)));
+  const output = (y: string, np: NormParams | undefined, name: string, hook: string) =>
+    g.op("Identity", [placement === "pre" ? y : e.norm(y, np!, name, n(`${name}.hook_normalized`))], [], n(hook), BTD);
+  const attnOut = output(attention(e, input(resid, p.ln1, "ln1"), p.attn, l), placement === "post" ? p.ln1 : p.ln1Post, "ln1_post", "hook_attn_out");
+  const mlpOf = (x: string) => output(mlp(e, input(x, p.ln2, "ln2"), p.mlp, l), placement === "post" ? p.ln2 : p.ln2Post, "ln2_post", "hook_mlp_out");
   if (c.parallelResidual) {
-    const mlpOut = mlp(e, e.norm(resid, p.ln2, "ln2", n("ln2.hook_normalized")), p.mlp, l);
-    g.op("Add", [g.op("Add", [resid, attnOut]), mlpOut], [], n("hook_resid_post"), BTD);
+    g.op("Add", [g.op("Add", [resid, attnOut]), mlpOf(resid)], [], n("hook_resid_post"), BTD);
   } else {
     const mid = g.op("Add", [resid, attnOut], [], n("hook_resid_mid"), BTD);
-    const mlpOut = mlp(e, e.norm(mid, p.ln2, "ln2", n("ln2.hook_normalized")), p.mlp, l);
-    g.op("Add", [mid, mlpOut], [], n("hook_resid_post"), BTD);
+    g.op("Add", [mid, mlpOf(mid)], [], n("hook_resid_post"), BTD);
   }
   g.op("Identity", [n("hook_resid_post")], [], STAGE_OUT, BTD);
   return g;
 }
 
-/** Per-head LayerNorm without bias over d_head (qk layernorm), x [B, T, head, d_head], w [head, d_head]. */
-function headNorm(e: Emitter, x: string, w: tf.Tensor | undefined, name: string, out: string, dims: Dim[]): string {
-  if (!w) return e.g.op("Identity", [x], [], out, dims);
-  const d = e.c.dHead;
-  const ones = e.g.init(`${name}.ones`, [d], new Float32Array(d).fill(1));
-  const normed = e.g.op("LayerNormalization", [x, ones], [{ name: "axis", i: -1 }, { name: "epsilon", f: e.c.normEps }]);
-  return e.g.op("Mul", [normed, e.w(name, w)], [], out, dims);
+/**
+ * The query or key norm of the model, if any, x [B, T, heads, d_head], w [heads, d_head]: per-head LayerNorm
+ * without bias (qkNorm), or RMSNorm times (offset + w) over each head or over the whole projection (qkRmsNorm).
+ */
+function qkNormed(e: Emitter, x: string, w: tf.Tensor | undefined, name: string, out: string, heads: number): string {
+  const { g, c } = e;
+  const dims: Dim[] = ["B", "T", heads, c.dHead];
+  if (c.qkNorm) {
+    if (!w) return g.op("Identity", [x], [], out, dims);
+    const ones = g.init(`${name}.ones`, [c.dHead], new Float32Array(c.dHead).fill(1));
+    const normed = g.op("LayerNormalization", [x, ones], [{ name: "axis", i: -1 }, { name: "epsilon", f: c.normEps }]);
+    return g.op("Mul", [normed, e.w(name, w)], [], out, dims);
+  }
+  if (c.qkRmsNorm && w) {
+    const axes = c.qkRmsNorm === "projection" ? [2, 3] : [3];
+    const wData = values(w);
+    const scale = c.normWeightOffset ? Float32Array.from(wData, (v) => v + c.normWeightOffset) : wData;
+    const ms = g.op("ReduceMean", [g.op("Mul", [x, x])], [{ name: "axes", ints: axes }, { name: "keepdims", i: 1 }]);
+    const inv = g.op("Reciprocal", [g.op("Sqrt", [g.op("Add", [ms, g.f(c.normEps)])])]);
+    return g.op("Mul", [g.op("Mul", [x, inv]), g.init(name, [...w.shape], scale)], [], out, dims);
+  }
+  return x;
+}
+
+/** tanh(x / cap) · cap (Gemma 2's soft-capping), as components.softcap. */
+function softcap(e: Emitter, x: string, cap: number, out?: string, dims?: Dim[]): string {
+  return e.g.op("Mul", [e.g.op("Tanh", [e.g.op("Div", [x, e.g.f(cap)])]), e.g.f(cap)], [], out, dims);
 }
 
 /** x' = x·cos + rotate_half(x)·sin on the first rotary_dim features of each head; the rest pass through. */
@@ -154,12 +177,13 @@ function attention(e: Emitter, x: string, p: AttnParams, l: number): string {
   const { nHeads: H, nKvHeads: KV, dHead: dh, dModel: D } = c;
   const n = (local: string) => `blocks.${l}.${local}`;
   const w = (name: string, t?: tf.Tensor) => (t ? e.w(`attn.${name}`, t) : undefined);
-  const headsOf = (k: number, out: string, which: string, wt: tf.Tensor, bt?: tf.Tensor) =>
-    g.op("Reshape", [e.project(x, w(`w${which}`, wt)!, w(`b${which}`, bt)), g.i64([0, 0, k, dh])], [], out, ["B", "T", k, dh]);
-  const qRaw = headsOf(H, c.qkNorm ? n("q_unnormed") : n("attn.hook_q"), "Q", p.wQ, p.bQ);
-  const kRaw = headsOf(KV, c.qkNorm ? n("k_unnormed") : n("attn.hook_k"), "K", p.wK, p.bK);
-  let q = c.qkNorm ? headNorm(e, qRaw, p.qNorm, "attn.qNorm", n("attn.hook_q"), ["B", "T", H, dh]) : qRaw;
-  let k = c.qkNorm ? headNorm(e, kRaw, p.kNorm, "attn.kNorm", n("attn.hook_k"), ["B", "T", KV, dh]) : kRaw;
+  const headsOf = (k: number, out: string, which: string, wt: tf.Tensor, bt?: tf.Tensor) => {
+    let y = e.project(x, w(`w${which}`, wt)!, w(`b${which}`, bt));
+    if (c.clipQkv !== undefined) y = g.op("Clip", [y, g.f(-c.clipQkv), g.f(c.clipQkv)]);
+    return g.op("Reshape", [y, g.i64([0, 0, k, dh])], [], out, ["B", "T", k, dh]);
+  };
+  let q = qkNormed(e, headsOf(H, n("attn.hook_q"), "Q", p.wQ, p.bQ), p.qNorm, "attn.qNorm", n("attn.q_norm.hook_normalized"), H);
+  let k = qkNormed(e, headsOf(KV, n("attn.hook_k"), "K", p.wK, p.bK), p.kNorm, "attn.kNorm", n("attn.k_norm.hook_normalized"), KV);
   const v = headsOf(KV, n("attn.hook_v"), "V", p.wV, p.bV);
   if (c.positional === "rotary") {
     q = rotary(e, q, H, n("attn.hook_rot_q"));
@@ -172,13 +196,14 @@ function attention(e: Emitter, x: string, p: AttnParams, l: number): string {
   const kh = perHead(g.op("Transpose", [k], [{ name: "perm", ints: [0, 2, 1, 3] }])); // [B, H, T, dh]
   const vh = perHead(g.op("Transpose", [v], [{ name: "perm", ints: [0, 2, 1, 3] }])); // [B, H, T, dh]
   const kT = g.op("Transpose", [kh], [{ name: "perm", ints: [0, 1, 3, 2] }]); // [B, H, dh, T]
-  const raw = g.op("Mul", [g.op("MatMul", [qh, kT]), g.f(c.attnScale)]); // [B, H, T, T]
+  let raw = g.op("Mul", [g.op("MatMul", [qh, kT]), g.f(c.attnScale)]); // [B, H, T, T]
+  if (c.attnSoftcap !== undefined) raw = softcap(e, raw, c.attnSoftcap);
   const scores = g.op("Add", [g.op("Mul", [raw, "mask_keep"]), "mask_fill"], [], n("attn.hook_attn_scores"), ["B", H, "T", "T"]);
   const pattern = g.op("Softmax", [scores], [{ name: "axis", i: -1 }], n("attn.hook_pattern"), ["B", H, "T", "T"]);
   const zh = g.op("MatMul", [pattern, vh]); // [B, H, T, dh]
   const z = g.op("Transpose", [zh], [{ name: "perm", ints: [0, 2, 1, 3] }], n("attn.hook_z"), ["B", "T", H, dh]);
   const flat = g.op("Reshape", [z, g.i64([0, 0, H * dh])]);
-  return e.project(flat, w("wO", p.wO)!, w("bO", p.bO), n("hook_attn_out"), ["B", "T", D]);
+  return e.project(flat, w("wO", p.wO)!, w("bO", p.bO)); // [B, T, D]
 }
 
 /** The MLP (plain or gated), as components.mlp. */
@@ -191,7 +216,7 @@ function mlp(e: Emitter, x: string, p: MlpParams, l: number): string {
   let post = e.activate(pre);
   if (p.wGate) post = g.op("Mul", [post, e.project(x, w("wIn", p.wIn)!, w("bIn", p.bIn), n("mlp.hook_pre_linear"), F)]);
   post = g.op("Identity", [post], [], n("mlp.hook_post"), F);
-  return e.project(post, w("wOut", p.wOut)!, w("bOut", p.bOut), n("hook_mlp_out"), ["B", "T", c.dModel]);
+  return e.project(post, w("wOut", p.wOut)!, w("bOut", p.bOut)); // [B, T, D]
 }
 
 /** Final norm and unembedding: logits [B, T, vocab]. */
@@ -200,6 +225,8 @@ export function emitUnembed(c: Readonly<ModelDims>, p: ModelParams): Graph {
   const g = e.g;
   g.input("resid_in", ["B", "T", c.dModel]);
   const normed = e.norm("resid_in", p.lnFinal, "ln_final", "ln_final.hook_normalized");
-  e.project(normed, e.w("wU", p.wU), p.bU ? e.w("bU", p.bU) : undefined, STAGE_OUT, ["B", "T", c.dVocab]);
+  const V: Dim[] = ["B", "T", c.dVocab];
+  if (c.finalSoftcap === undefined) e.project(normed, e.w("wU", p.wU), p.bU ? e.w("bU", p.bU) : undefined, STAGE_OUT, V);
+  else softcap(e, e.project(normed, e.w("wU", p.wU), p.bU ? e.w("bU", p.bU) : undefined), c.finalSoftcap, STAGE_OUT, V);
   return g;
 }

@@ -17,7 +17,8 @@ export interface NodeRec {
 export type Dim = number | string;
 export interface ValueInfo {
   name: string;
-  dims: Dim[];
+  /** Undefined when not known (the shape is then left to onnxruntime's inference). */
+  dims: Dim[] | undefined;
   type: "float32" | "int64";
 }
 export interface Initializer {
@@ -71,7 +72,7 @@ export class Graph {
 
   info(name: string): ValueInfo {
     const input = this.inputs.find((i) => i.name === name);
-    return input ?? { name, dims: this.dims.get(name) ?? [], type: "float32" };
+    return input ?? { name, dims: this.dims.get(name), type: "float32" };
   }
 }
 
@@ -117,7 +118,7 @@ export function serialize(g: Graph, nodes: NodeRec[], inputs: ValueInfo[], outpu
     type: {
       tensorType: {
         elemType: v.type === "float32" ? onnx.TensorProto.DataType.FLOAT : onnx.TensorProto.DataType.INT64,
-        shape: { dim: v.dims.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })) },
+        shape: v.dims ? { dim: v.dims.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })) } : undefined,
       },
     },
   });

@@ -59,6 +59,9 @@ class Stage {
     }
     // The graph (with copies of the weights) lives only while its sessions are made.
     const g = this.build();
+    const made = new Set(g.nodes.map((n) => n.output));
+    const missing = this.points.filter((p) => !made.has(p));
+    if (missing.length) throw new Error(`the ONNX graph of this stage lacks the hook points ${missing.join(", ")} (the emitter and hookPointsFor disagree)`);
     const segments = planSegments(g, cuts, declareAll ? this.points : [], [STAGE_OUT], this.order);
     const parts = segments.map((seg, s) => {
       const later = new Set(segments.slice(s + 1).flatMap((x) => x.inputs));

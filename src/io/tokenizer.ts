@@ -17,6 +17,18 @@ export class TextTokenizer {
     this.addsBos = special.length > plain.length && special[0] !== plain[0];
   }
 
+  /**
+   * A tokenizer from the parsed contents of a `tokenizer.json` (and optionally `tokenizer_config.json`);
+   * `source` names where they came from in error messages.
+   */
+  static fromJson(json: Record<string, unknown>, config: Record<string, unknown> = {}, source = "tokenizer.json"): TextTokenizer {
+    try {
+      return new TextTokenizer(new Tokenizer(json, config), source);
+    } catch (e) {
+      fail(`cannot load tokenizer ${show(source)}: ${(e as Error).message}`);
+    }
+  }
+
   /** Loads `tokenizer.json` (and `tokenizer_config.json` when present) from a model folder; null when absent. */
   static fromDir(dir: string): TextTokenizer | null {
     const file = path.join(dir, "tokenizer.json");
@@ -24,11 +36,7 @@ export class TextTokenizer {
     const json = readJson(file);
     const cfgFile = path.join(dir, "tokenizer_config.json");
     const cfg = fs.existsSync(cfgFile) ? readJson(cfgFile) : {};
-    try {
-      return new TextTokenizer(new Tokenizer(json, cfg), file);
-    } catch (e) {
-      fail(`cannot load tokenizer ${show(file)}: ${(e as Error).message}`);
-    }
+    return TextTokenizer.fromJson(json, cfg, file);
   }
 
   /** Token ids of `text`, without special tokens (the model decides about BOS). */

@@ -133,3 +133,17 @@ export function kernelProgressFactory(bundle: ProgressBundle) {
     };
   };
 }
+
+/**
+ * The kernel's host for the library's progress board (`src/display/progress.ts`, which decides what is shown):
+ * outputs open in the running cell, and the display sink, replaced at each cell, identifies that cell.
+ */
+export function kernelProgressHost() {
+  return {
+    cell: (): unknown => sink,
+    open: () => {
+      const entry = display.handle();
+      return { show: (bundle: MimeBundle) => entry.update({ toMimeBundle: () => bundle }) };
+    },
+  };
+}

@@ -10,7 +10,7 @@
  * that random gpt2 quietly (kernel log); an explicit choice that fails to load also warns in the first cell.
  */
 import path from "path";
-import { kernelProgressFactory } from "./display";
+import { kernelProgressFactory, kernelProgressHost } from "./display";
 import { kernelLog } from "./log";
 import { setLibraryFormatter, MimeBundle } from "./mime";
 import { projectRequire, projectRoot } from "./paths";
@@ -92,6 +92,7 @@ export async function preparePrelude(modelSpec: string | undefined): Promise<Pre
   setLibraryFormatter(formatter);
   // Long tool calls (head sweeps) report progress through the library; the kernel shows it as one output.
   if (display?.setProgressFactory && display.progressBundle) display.setProgressFactory(kernelProgressFactory(display.progressBundle));
+  (display as { setProgressHost?: (h: ReturnType<typeof kernelProgressHost>) => void } | undefined)?.setProgressHost?.(kernelProgressHost());
 
   const tf = req("@tensorflow/tfjs") as TfLike;
   if (lib.initBackend) {

@@ -102,7 +102,7 @@ test("npm run demo executes the tour with the Arrakis kernel: heatmaps, pictures
     assert.match(String(o.data!["text/html"]), /<img[^>]+src="data:image\/png;base64,/, "static fallback inside the HTML");
     assert.ok(o.data!["image/png"], "image/png alongside");
   }
-  assert.ok(outputs.some((o) => /head ablation sweep \(zero, \d+×\d+ heads\): (\d+)\/\1 \(100%\)/.test(text(o))), "the sweep's progress display finished");
+  assert.ok(outputs.some((o) => /^✓ head ablation sweep \(zero, \d+×\d+ heads\): (\d+)\/\1 done in [\d.]+ s$/.test(text(o))), "the sweep's progress display ended as one summary line");
   const table = outputs.map(text).find((t) => t.includes("repeated")) ?? "";
   assert.match(table, /clean/, "the halves table was printed");
   assert.match(html, /Plotly|plotly/, "HTML export carries the interactive plots");

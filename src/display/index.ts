@@ -27,4 +27,4 @@ export { patchingView, type PatchingViewProps } from "./patching";
 export { logitLensView, type LogitLensViewProps } from "./logitLens";
 export { attributionView, type AttributionViewProps } from "./attribution";
 export { linkedAttentionView, type LinkedAttentionProps } from "./linkedAttention";
-export { startProgress, setProgressFactory, progressBundle, type Progress, type ProgressFactory } from "./progress";
+export { startProgress, setProgressFactory, setProgressHost, progressBundle, PROGRESS_INTERVAL_MS, type Progress, type ProgressFactory, type ProgressHost, type ProgressOutput } from "./progress";

@@ -9,6 +9,7 @@
  */
 import type * as TS from "@tslab/typescript-for-tslab";
 import * as tslabJupyter from "tslab/dist/jupyter";
+import { setTslabDisplaySink } from "../src/patches/tslab-display";
 import type { Executor } from "tslab/dist/executor";
 import { JupyterHandlerImpl } from "tslab/dist/jupyter";
 import { CellRunner } from "./execute";
@@ -192,7 +193,7 @@ export class ArrakisHandler extends JupyterHandlerImpl {
       };
       setDisplaySink(sink);
       // tslab's own `display` API (import { display } from "tslab") reads this module variable.
-      (tslabJupyter as unknown as { lastWriteDisplayData: unknown }).lastWriteDisplayData = sink.display;
+      setTslabDisplaySink(tslabJupyter, sink.display);
       return () => {};
     }
     const saved = [process.stdout.write, process.stderr.write];

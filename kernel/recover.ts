@@ -10,43 +10,24 @@
  * scope would otherwise adopt every tensor created later, and the engine would believe a kernel or a
  * gradient tape is still running.
  */
+import { patchStatus } from "../src/patches";
+import { closeOpenScopes, scopeDepth as engineScopeDepth } from "../src/patches/tf-engine-state";
 import { kernelLog } from "./log";
-
-interface EngineState {
-  scopeStack: unknown[];
-  kernelDepth: number;
-  gradientDepth: number;
-  activeTape: unknown;
-}
-interface Engine {
-  state: EngineState;
-  endScope(result?: unknown): void;
-}
 
 export interface TfLike {
   engine(): unknown;
+  version_core?: string;
 }
 
 /** The engine's scope depth, recorded before a cell so a repair knows where to stop. */
 export function scopeDepth(tf: TfLike | undefined): number {
-  const e = tf?.engine() as Engine | undefined;
-  return e?.state?.scopeStack?.length ?? 0;
+  return engineScopeDepth(tf);
 }
 
 export function repairEngine(tf: TfLike | undefined, baselineDepth: number): void {
-  const e = tf?.engine() as Engine | undefined;
-  if (!e?.state || !Array.isArray(e.state.scopeStack)) return;
-  let closed = 0;
-  while (e.state.scopeStack.length > baselineDepth) {
-    e.endScope();
-    closed++;
-  }
-  e.state.kernelDepth = 0;
-  if (e.state.gradientDepth !== 0) {
-    e.state.gradientDepth = 0;
-    e.state.activeTape = null;
-  }
-  if (closed) kernelLog(`interrupt: closed ${closed} tf.js scope(s) left open by terminated code`);
+  const closed = closeOpenScopes(tf, baselineDepth);
+  if (closed === null) kernelLog(`interrupt: tf.js scopes not repaired (${patchStatus("tf-engine-state")?.reason})`);
+  else if (closed) kernelLog(`interrupt: closed ${closed} tf.js scope(s) left open by terminated code`);
 }
 
 /** Calls `method` once on each distinct object that has it, logging (not throwing) failures. */

@@ -13,6 +13,9 @@ import fs from "fs";
 import path from "path";
 import { builtinModules } from "module";
 import type * as TS from "@tslab/typescript-for-tslab";
+import { patchStatus } from "../src/patches";
+import { redirectTsSys } from "../src/patches/ts-sys";
+import { kernelLog } from "./log";
 import { PACKAGE_NAME, projectRequire, projectRoot } from "./paths";
 
 const builtins = new Set(builtinModules);
@@ -73,7 +76,6 @@ export function wrapCellRequire(original: NodeJS.Require): (id: string) => unkno
  */
 export function forwardTypeResolution(ts: typeof TS, cwd: string): void {
   const base = path.join(cwd, "node_modules") + path.sep;
-  const sys = ts.sys as unknown as Record<string, unknown>;
   const map = (p: string): string => {
     const native = path.normalize(p);
     if (!native.startsWith(base)) return p;
@@ -83,23 +85,5 @@ export function forwardTypeResolution(ts: typeof TS, cwd: string): void {
     const dir = projectPackageDir(name);
     return dir ? path.join(dir, rest) : p;
   };
-  for (const fn of ["fileExists", "directoryExists", "readFile", "readDirectory", "getDirectories", "getModifiedTime"]) {
-    const orig = sys[fn] as ((p: string, ...rest: unknown[]) => unknown) | undefined;
-    if (typeof orig !== "function") continue;
-    sys[fn] = function (this: unknown, p: string, ...rest: unknown[]) {
-      return orig.call(this, map(p), ...rest);
-    };
-  }
-  const realpath = sys.realpath as ((p: string) => string) | undefined;
-  sys.realpath = (p: string) => {
-    const mapped = map(p);
-    if (mapped !== p) {
-      try {
-        return fs.realpathSync.native(mapped);
-      } catch {
-        return mapped;
-      }
-    }
-    return realpath ? realpath(p) : p;
-  };
+  if (!redirectTsSys(ts, map)) kernelLog(`project packages not visible to the type checker: ${patchStatus("ts-sys")?.reason}`);
 }

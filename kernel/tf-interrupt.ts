@@ -8,27 +8,22 @@
  * terminating code inside the wasm backend (e.g. in its malloc) can corrupt the module's heap, after which
  * ops hang. Measured here: a forward pass terminated mid-kernel made the next forward loop forever.
  */
+import { wrapRunKernel } from "../src/patches/tf-run-kernel";
+import { patchStatus } from "../src/patches";
 import { InterruptError } from "./coroutine";
 import { InterruptState } from "./interrupt-state";
 import { kernelLog } from "./log";
 import type { TfLike } from "./recover";
 
-type RunKernel = (this: unknown, ...args: unknown[]) => unknown;
-
 export function installOpInterrupts(tf: TfLike | undefined, state: InterruptState): void {
-  const engine = tf?.engine() as { runKernel?: RunKernel } | undefined;
-  if (!engine || typeof engine.runKernel !== "function") {
-    kernelLog("tf.js engine not found: synchronous tf.js code is interruptible only by SIGINT");
-    return;
-  }
-  const runKernel = engine.runKernel;
-  engine.runKernel = function (this: unknown, ...args: unknown[]) {
+  const applied = wrapRunKernel(tf, (call) => {
     if (state.takeInterrupt(state.running)) throw new InterruptError(false);
     state.enterKernel();
     try {
-      return runKernel.apply(this, args);
+      return call();
     } finally {
       state.exitKernel();
     }
-  };
+  });
+  if (!applied) kernelLog(`tf.js kernel wrapper not installed (${patchStatus("tf-run-kernel")?.reason}): synchronous tf.js code is interruptible only by SIGINT`);
 }

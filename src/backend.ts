@@ -19,10 +19,10 @@ import * as os from "node:os";
 import * as tf from "@tensorflow/tfjs";
 import { type EngineChoice, engineReport, setEnginePreference } from "./engine/engine";
 import { fail, show } from "./errors";
-import { guarded, patchReport } from "./patches";
-import { applyWasmHeapGuard, WASM_HEAP_MAX_BYTES, wasmVersion, withWasmStderr } from "./patches/wasm-heap-guard";
+import { patchReport, patchStatus } from "./patches";
+import { applyWasmHeapGuard, WASM_HEAP_MAX_BYTES, withWasmStderr } from "./patches/wasm-heap-guard";
 import { applyWasmSliceKernels } from "./patches/wasm-slice-kernels";
-import { createThreadedWasmModule, ThreadedModule, WASM_THREADS } from "./patches/wasm-threads";
+import { startThreadedWasm, ThreadedModule, WASM_THREADS } from "./patches/wasm-threads";
 
 export type BackendName = "tensorflow" | "wasm" | "cpu";
 const KNOWN: BackendName[] = ["tensorflow", "wasm", "cpu"];
@@ -313,14 +313,10 @@ async function startWasmThreads(): Promise<void> {
 /** tfjs-backend-wasm registers "wasm" with this priority (tf-backend-wasm.node.js, 4.22.0). */
 const WASM_PRIORITY = 2;
 
-/**
- * Runs the threaded module's start under the version guard: on another tfjs-backend-wasm the glue, file
- * layout and pool hooks it relies on may differ, so the single-threaded build stays.
- */
+/** The threaded module's start (a version-guarded patch): rejects with the reason when it is skipped. */
 function startThreadedModule(want: number, onWorkers: (stop: () => void) => void): Promise<ThreadedModule> {
-  const started = guarded(WASM_THREADS, wasmVersion(), () => createThreadedWasmModule(want, onWorkers, withoutGlueListeners));
-  if (!started) return Promise.reject(new Error(`patch skipped (${WASM_THREADS.target} ${wasmVersion()} installed, written for ${WASM_THREADS.pinned})`));
-  return started;
+  const started = startThreadedWasm(want, onWorkers, withoutGlueListeners);
+  return started ?? Promise.reject(new Error(patchStatus(WASM_THREADS.name)?.reason ?? "patch skipped"));
 }
 
 /** A deterministic [67, 300] @ [300, 131] product, read back: many output tiles (split across threads), odd edges. */

@@ -14,6 +14,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vm from "node:vm";
 import { fail } from "../errors";
+import { viewFrame } from "../patches/vega-view-size";
 
 /** The subset of the vega API we use (types are ours: the packages' own types are ESM-only). */
 interface VegaView {
@@ -24,10 +25,6 @@ interface VegaView {
   scenegraph(): { root: unknown };
   toSVG(): Promise<string>;
   finalize(): void;
-  // Private but stable since vega 3: the size vega-view's own renderHeadless uses (see svgOf below).
-  _viewWidth: number;
-  _viewHeight: number;
-  _origin: [number, number];
 }
 interface VegaModule {
   parse(spec: unknown, config?: unknown): unknown;
@@ -41,6 +38,7 @@ interface VegaModule {
   };
   Warn: number;
   Error: number;
+  version?: string;
 }
 interface VegaLiteModule {
   compile(spec: unknown, options?: unknown): { spec: unknown };
@@ -100,17 +98,14 @@ function viewOf(spec: object): VegaView {
 
 /**
  * SVG text for a Vega-Lite spec, synchronously. This is vega-view's `renderHeadless` without its awaits:
- * same width/height/origin (padding included), same string renderer. A unit test checks it against the
+ * same width/height/origin (padding included; see `viewFrame`), same string renderer. A unit test checks it against the
  * asynchronous `view.toSVG()`.
  */
 export function vegaLiteToSvg(spec: object): string {
   const { vega } = vegaLibs();
   const view = viewOf(spec);
   try {
-    const pad = view.padding();
-    const width = Math.max(0, view._viewWidth + pad.left + pad.right);
-    const height = Math.max(0, view._viewHeight + pad.top + pad.bottom);
-    const origin: [number, number] = [pad.left + view._origin[0], pad.top + view._origin[1]];
+    const { width, height, origin } = viewFrame(view, vega.version);
     const Renderer = vega.renderModule("svg").headless;
     return new Renderer(view.loader())
       .initialize(null, width, height, origin)

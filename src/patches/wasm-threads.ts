@@ -6,8 +6,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { PatchSpec } from "./index";
-import { wasmStderrSink } from "./wasm-heap-guard";
+import { ApplyOptions, guarded, PatchSpec } from "./index";
+import { wasmStderrSink, wasmVersion } from "./wasm-heap-guard";
 
 export const WASM_THREADS: PatchSpec = {
   name: "wasm-threads",
@@ -19,6 +19,20 @@ export const WASM_THREADS: PatchSpec = {
 
 /** Runs `start` and removes the `uncaughtException` / `unhandledRejection` listeners it added (see backend.ts). */
 export type WithoutGlueListeners = <T>(start: () => Promise<T>) => Promise<T>;
+
+/**
+ * Starts the threaded module under the version guard: on another tfjs-backend-wasm the glue, file layout
+ * and pool hooks it relies on may differ, so it returns null (reason in `patchReport()`) and the
+ * single-threaded build stays.
+ */
+export function startThreadedWasm(
+  wanted: number,
+  onWorkers: (terminate: () => void) => void,
+  withoutGlueListeners: WithoutGlueListeners,
+  opts: ApplyOptions = {},
+): Promise<ThreadedModule> | null {
+  return guarded(WASM_THREADS, opts.version ?? wasmVersion(), () => createThreadedWasmModule(wanted, onWorkers, withoutGlueListeners)) ?? null;
+}
 
 function firstLine(e: unknown): string {
   return String((e as Error)?.message ?? e).split("\n")[0];
@@ -54,7 +68,7 @@ export interface ThreadedModule {
  * tfjs hand Node a `blob:` URL for the worker script, which `worker_threads` cannot load. Here the worker is
  * a `data:` ES module that evaluates the same worker source with a CommonJS `require`.
  */
-export async function createThreadedWasmModule(
+async function createThreadedWasmModule(
   wanted: number,
   onWorkers: (terminate: () => void) => void,
   withoutGlueListeners: WithoutGlueListeners,

@@ -25,7 +25,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { HookedAutoModel, initBackend } from "../src";
+import { HookedAutoConfig, HookedAutoModel, initBackend } from "../src";
 import { checkWasmModelFits, wasmSafeHeapBytes, wasmThreads } from "../src/backend";
 import { ArrakisError } from "../src/errors";
 import { patchStatus } from "../src/patches";
@@ -186,6 +186,18 @@ if (process.env.ARRAKIS_WASM_HEAP_CHILD) {
   });
 
   describe("the wasm size check for the 36- and 40-layer Llama", () => {
+    test("building the 40-layer Llama on wasm is refused before any allocation, pointing to onnxruntime", async () => {
+      process.env.ARRAKIS_BACKEND = "wasm";
+      assert.equal(await initBackend(), "wasm");
+      const before = tf.memory().numTensors;
+      const config = new HookedAutoConfig({ name: "llama", hidden_size: 1024, intermediate_size: 2816, vocab_size: 32000, num_hidden_layers: 40, num_attention_heads: 16, num_key_value_heads: 16 });
+      assert.throws(
+        () => new HookedAutoModel(config, { seed: 1 }),
+        (e: unknown) => e instanceof ArrakisError && /need 2\.2 GiB in float32 \(4\.2 GiB held with the packed copies.*ARRAKIS_ENGINE=ort/.test(e.message),
+      );
+      assert.equal(tf.memory().numTensors, before);
+    });
+
     test("36 layers (1.97 GiB, ran correctly) fits; 40 layers (2.16 GiB, gave zeros) is refused, pointing to onnxruntime", () => {
       const ok = llamaBytes(36);
       const over = llamaBytes(40);

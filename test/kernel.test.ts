@@ -301,7 +301,8 @@ describe("kernel units", () => {
     const { InterruptError } = await import("../kernel/coroutine");
     const state = new InterruptState();
     const engine = { runKernel: (name: string) => `ran ${name}` };
-    installOpInterrupts({ engine: () => engine }, state);
+    // A stand-in for tfjs-core 4.22.0's engine: the wrapper is a version-pinned patch (src/patches/tf-run-kernel).
+    installOpInterrupts({ engine: () => engine, version_core: "4.22.0" }, state);
     state.running = 3;
     assert.equal(engine.runKernel("MatMul"), "ran MatMul");
     state.requestInterrupt();

@@ -47,6 +47,7 @@ const MATH_FIELDS: Record<string, (v: unknown) => boolean> = {
   vision_config: (v) => v == null,
   alibi: (v) => !v,
   position_embedding_type: (v) => v == null || v === "absolute" || v === "rope" || v === "rotary",
+  rope_interleaved: (v) => !v, // SmolLM2's nanotron field: interleaved (GPT-J) rotary pairs instead of rotate-half
 };
 
 export interface HookedAutoConfigFields {

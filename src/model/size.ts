@@ -33,9 +33,9 @@ export interface MemoryLimit {
 }
 
 /**
- * Parameter count of a model with these dims. Biases are counted where the family stores them on its
- * projections (the LayerNorm families, as random init makes them); a family's optional extra biases
- * (Qwen2's q/k/v, Llama's attention_bias) are a few thousand parameters and are not.
+ * Parameter count of a model with these dims, as Hugging Face counts the checkpoint. Biases are counted where
+ * the family stores them (the LayerNorm families' projections, Qwen2's q/k/v, Phi's lm_head); optional ones a
+ * config switches on (Llama's attention_bias / mlp_bias) are a few thousand parameters and are not.
  */
 export function modelSize(c: ModelDims): ModelSize {
   const q = c.nHeads * c.dHead;
@@ -45,10 +45,13 @@ export function modelSize(c: ModelDims): ModelSize {
   const attn = c.dModel * q + 2 * c.dModel * kv + q * c.dModel + (biases ? q + 2 * kv + c.dModel : 0);
   const qkNorms = c.qkNorm || c.qkRmsNorm === "projection" ? q + kv : c.qkRmsNorm === "head" ? 2 * c.dHead : 0;
   const mlp = (c.gatedMlp ? 3 : 2) * c.dModel * c.dMlp + (biases && !c.gatedMlp ? c.dMlp + c.dModel : 0);
-  const norms = (c.normPlacement === "sandwich" ? 4 : 2) * normSize;
-  const layer = attn + qkNorms + mlp + norms;
+  // StableLM's parallel block and Phi store one input norm per layer (the MLP reads a copy of it).
+  const oneInputNorm = c.parallelResidual && c.family !== "gpt-neox";
+  const norms = (c.normPlacement === "sandwich" ? 4 : oneInputNorm ? 1 : 2) * normSize;
+  const qwenBiases = c.family === "qwen2" ? q + 2 * kv : 0; // Qwen2's q/k/v biases on an RMSNorm family
+  const layer = attn + qkNorms + mlp + norms + qwenBiases;
   const embed = c.dVocab * c.dModel + (c.positional === "learned" ? c.nCtx * c.dModel : 0);
-  const unembed = c.tiedEmbeddings ? 0 : c.dVocab * c.dModel;
+  const unembed = (c.tiedEmbeddings ? 0 : c.dVocab * c.dModel) + (c.family === "phi" ? c.dVocab : 0); // Phi's lm_head has a bias
   const params = embed + c.nLayers * layer + normSize + unembed;
   const matMul = c.nLayers * (attn - (biases ? q + 2 * kv + c.dModel : 0) + (c.gatedMlp ? 3 : 2) * c.dModel * c.dMlp) + c.dVocab * c.dModel;
   const tiedCopy = c.tiedEmbeddings ? c.dVocab * c.dModel : 0;

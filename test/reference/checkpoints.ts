@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { writeTensors } from "./safetensors-mini";
 
 type Kind = "w" | "norm" | "bias";
-type Param = [name: string, shape: number[], kind: Kind];
+export type Param = [name: string, shape: number[], kind: Kind];
 
 export interface FamilyCase {
   /** Test label, e.g. "gpt-neox" or "gpt-neox (sequential residual)". */
@@ -22,12 +22,13 @@ export interface FamilyCase {
   params: Param[];
 }
 
-const L = 2, D = 64, V = 512, P = 128, H = 4;
+/** The tiny shape every checkpoint here has: layers, hidden size, vocabulary, positions, heads. */
+export const L = 2, D = 64, V = 512, P = 128, H = 4;
 const common = { torch_dtype: "float32", transformers_version: "4.43.4", use_cache: true, vocab_size: V, initializer_range: 0.02 };
-const layers = (f: (l: number) => Param[]): Param[] => Array.from({ length: L }, (_, l) => f(l)).flat();
+export const layers = (f: (l: number) => Param[]): Param[] => Array.from({ length: L }, (_, l) => f(l)).flat();
 
 /** Llama-style attention + SwiGLU parameter names under `model.layers.{l}.`. */
-function llamaParams(o: {
+export function llamaParams(o: {
   kv: number; hd: number; I: number; qkvBias?: boolean; oBias?: boolean; mlpBias?: boolean; norm?: "rms" | "ln"; post?: boolean; qkNorm?: boolean;
   /** Norm names: Llama's two, Gemma 2's four (sandwich), OLMo 2's two post norms, or none (OLMo). */
   norms?: "llama" | "gemma2" | "olmo2" | "none";

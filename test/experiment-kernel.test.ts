@@ -107,6 +107,7 @@ test("nbconvert: the log stores the cell's TypeScript as written, and listVersio
   fs.mkdirSync(dir);
   const fnSource = "function lossTimes(text: number[][], factor: number): number {\n  // the loss, scaled\n  return model.loss(text) * factor * scale;\n}";
   const asyncSource = "async (n: number): Promise<number> => {\n  await new Promise((r) => setTimeout(r, 1));\n  return n * scale;\n}";
+  const toolsSource = "(layer: number, tools: typeof attention): number => tools.model.cfg.nHeads * layer";
   const cells = [
     "const scale: number = 2;",
     fnSource,
@@ -114,6 +115,7 @@ test("nbconvert: the log stores the cell's TypeScript as written, and listVersio
     `const asyncOne = exp.logExperiment(${asyncSource}, "async_one");\nawait asyncOne(4)`,
     `exp.listVersions("lossTimes")`,
     `exp.getVersion("async_one", exp.listVersions("async_one")[0].version).source`,
+    `const viaTools = exp.logExperiment(exp.useTools("attention", ${toolsSource}), "via_tools");\nviaTools(1)`,
   ];
   const nb = {
     nbformat: 4,
@@ -135,6 +137,8 @@ test("nbconvert: the log stores the cell's TypeScript as written, and listVersio
   const [asyncRec] = lines("async_one");
   assert.equal(asyncRec.source, asyncSource, "an async arrow as written, not the kernel's generator rewrite");
   assert.equal(asyncRec.result, 8);
+  const [toolsRec] = lines("via_tools");
+  assert.equal(toolsRec.source, toolsSource, "a useTools-wrapped function is logged as the function the user wrote");
 
   const summary = outputs[4].find((o) => o.output_type === "execute_result")!;
   assert.match(text(summary.data?.["text/plain"]), /^lossTimes: 1 version\nversion\s+runs\s+errors\s+first run\s+last run\s+source\n[0-9a-f]{12}\s+1\s+0\s+.*function lossTimes\(text: number\[\]\[\], factor: number\): numbe…$/);

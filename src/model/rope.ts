@@ -37,11 +37,14 @@ function scalingDict(hf: Fields): Fields | null {
   return (params.full_attention as Fields | undefined) ?? params;
 }
 
-/** rope_theta at the top level or inside rope_parameters (v5 layout, per layer type for Gemma 3). */
+/**
+ * rope_theta inside rope_parameters (transformers 5; per layer type for Gemma 3) or at the top level. The nested
+ * value wins: a v5 config has no top-level rope_theta, so one there was filled in from the class defaults.
+ */
 export function ropeBase(hf: Fields, fallback: number, layerType: "full_attention" | "sliding_attention" = "full_attention"): number {
   const params = hf.rope_parameters as Fields | null | undefined;
-  const nested = (params?.[layerType] as Fields | undefined)?.rope_theta ?? params?.rope_theta;
-  const v = hf.rope_theta ?? nested;
+  const perType = params?.[layerType] as Fields | undefined;
+  const v = (perType ? perType.rope_theta : params?.rope_theta) ?? hf.rope_theta;
   if (v === undefined || v === null) return fallback;
   if (typeof v !== "number" || !(v > 1)) fail(`config field rope_theta must be a number > 1, got ${show(v)}`);
   return v;

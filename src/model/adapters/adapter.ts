@@ -98,7 +98,16 @@ export function checkKvHeads(nHeads: number, nKv: number): void {
 
 /** Rotary base from `rope_theta` or the newer `rope_parameters.rope_theta`. */
 export function ropeTheta(hf: HfConfig, fallback: number): number {
-  const params = hf.rope_parameters as Record<string, unknown> | undefined;
-  const v = firstOf(hf, ["rope_theta"]) ?? params?.rope_theta;
+  // The nested value first: a transformers-5 config has no top-level rope_theta, so the top-level one would be
+  // the config class's default filled in before dims.
+  const v = nestedRope(hf, "rope_theta") ?? firstOf(hf, ["rope_theta"]);
   return typeof v === "number" ? v : fallback;
+}
+
+/** A field of `rope_parameters` (transformers 5: one dict, or one per layer type, `full_attention` for global layers). */
+export function nestedRope(hf: HfConfig, key: string, layerType: "full_attention" | "sliding_attention" = "full_attention"): unknown {
+  const params = hf.rope_parameters as Record<string, unknown> | null | undefined;
+  if (params == null || typeof params !== "object") return undefined;
+  const perType = params[layerType] as Record<string, unknown> | undefined;
+  return perType && typeof perType === "object" ? perType[key] : params[key];
 }

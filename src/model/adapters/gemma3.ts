@@ -45,7 +45,9 @@ export const gemma3: FamilyAdapter = {
     const pattern = hf.sliding_window_pattern ?? hf._sliding_window_pattern ?? 6;
     if (typeof pattern !== "number" || !Number.isInteger(pattern) || pattern <= 0) fail(`gemma3: sliding_window_pattern must be a positive integer, got ${pattern}`);
     const windows = layerWindows(hf, "gemma3", nLayers, windowSize(hf, "sliding_window"), (l) => (l + 1) % pattern !== 0);
-    const local = typeof hf.rope_local_base_freq === "number" ? hf.rope_local_base_freq : ropeBase(hf, 10000, "sliding_attention");
+    // Transformers 5 keeps the local base in rope_parameters.sliding_attention; older configs in rope_local_base_freq.
+    const perType = (hf.rope_parameters as Record<string, unknown> | null | undefined)?.sliding_attention as Record<string, unknown> | undefined;
+    const local = typeof perType?.rope_theta === "number" ? perType.rope_theta : typeof hf.rope_local_base_freq === "number" ? hf.rope_local_base_freq : 10000;
     return { ...c, rotaryBase: ropeBase(hf, 1000000), windows, qkRmsNorm: "head", rotaryBaseLocal: local };
   },
 

@@ -15,7 +15,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { ModelDims, ModelParams } from "../types";
 import type { WeightReader } from "../weights";
-import { type FamilyAdapter, type HfConfig, firstOf, headDim, num, posInt, tokenId } from "./adapter";
+import { type FamilyAdapter, type HfConfig, firstOf, headDim, nestedRope, num, posInt, tokenId } from "./adapter";
 import { activation, linearPick, norm1d, partialRotaryFactor, rotaryDims, unembed } from "./shared";
 
 /** Output-feature indices of q, k or v (s = 0, 1, 2) in the per-head interleaved `[H, 3, head_dim]` layout. */
@@ -27,8 +27,7 @@ function fusedRows(nHeads: number, dHead: number, s: number): number[] {
 
 /** Rotary base: `rotary_emb_base` (≤ 4.4x), `rope_theta`, or `rope_parameters.rope_theta` (5.x). */
 function rotaryBase(hf: HfConfig): number {
-  const params = (hf.rope_parameters ?? null) as Record<string, unknown> | null;
-  const v = firstOf(hf, ["rotary_emb_base", "rope_theta"]) ?? params?.rope_theta;
+  const v = nestedRope(hf, "rope_theta") ?? firstOf(hf, ["rotary_emb_base", "rope_theta"]);
   return typeof v === "number" ? v : 10000;
 }
 

@@ -7,7 +7,7 @@ import * as tf from "@tensorflow/tfjs";
 import { fail, show } from "../../errors";
 import type { Activation, AttnParams, FamilyName, LayerParams, MlpParams, ModelDims, NormParams } from "../types";
 import type { WeightReader } from "../weights";
-import { type HfConfig, attentionHeads, firstOf, headDim, num, posInt, ropeTheta, tokenId } from "./adapter";
+import { type HfConfig, attentionHeads, firstOf, headDim, nestedRope, num, posInt, ropeTheta, tokenId } from "./adapter";
 
 /** Hugging Face `ACT2FN` names we implement, mapped to our activations. */
 const ACTIVATIONS: Record<string, Activation> = {
@@ -41,8 +41,8 @@ export function savedBefore(hf: HfConfig, major: number, minor: number): boolean
  * `rope_parameters`) or GPT-NeoX's older `rotary_pct`, else the family default.
  */
 export function partialRotaryFactor(hf: HfConfig, fallback: number): number {
-  const params = (hf.rope_parameters ?? null) as Record<string, unknown> | null;
-  const v = firstOf(hf, ["partial_rotary_factor", "rotary_pct"]) ?? params?.partial_rotary_factor;
+  // The nested value first (transformers 5), since the top-level fields may hold the config class's defaults.
+  const v = nestedRope(hf, "partial_rotary_factor") ?? firstOf(hf, ["partial_rotary_factor", "rotary_pct"]);
   if (v === undefined) return fallback;
   if (typeof v !== "number" || !(v > 0 && v <= 1)) fail(`config field partial_rotary_factor/rotary_pct must be a number in (0, 1], got ${show(v)}`);
   return v;

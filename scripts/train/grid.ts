@@ -36,8 +36,13 @@ export interface GridCell {
 }
 
 export interface GridSpec {
-  /** Sequences per cell. */
+  /** Sequences per cell, at least; short segments get more (see `minTokens`). */
   samples: number;
+  /**
+   * Enough sequences that each cell's first copy has at least this many scored tokens (n − 1 per sequence), so
+   * a short segment's first-copy and repeated-part means are not a handful of tokens (default 24).
+   */
+  minTokens?: number;
   seed: number;
   /**
    * Which offsets of a length to include (given the largest, for two copies): every one by default; tests
@@ -62,7 +67,7 @@ export function gridCells(nCtx: number, vocabSize: number, spec: GridSpec): Grid
     for (const offset of offsets) {
       const many = Math.floor((slots - offset) / n); // as many copies as fit
       for (const copies of many >= 3 ? [2, many] : [2]) {
-        const rows = Array.from({ length: spec.samples }, () => {
+        const rows = Array.from({ length: Math.max(spec.samples, Math.ceil((spec.minTokens ?? 24) / (n - 1))) }, () => {
           const words = rng.distinct(slots - copies * n + n, FIRST_WORD_ID, vocabSize - 1);
           const [segment, filler] = [words.slice(0, n), words.slice(n)];
           return [BOS_ID, ...filler.slice(0, offset), ...Array.from({ length: copies }, () => segment).flat(), ...filler.slice(offset)];

@@ -55,6 +55,7 @@ p.add_argument("--samples", type=int, default=2, help="sequences per grid cell d
 p.add_argument("--final-samples", type=int, default=6)
 p.add_argument("--load", type=str, default="", help="HF GPT-2 folder: print its grid, do not train")
 p.add_argument("--init", type=str, default="", help="HF GPT-2 folder: start training from its weights (fresh optimizer)")
+p.add_argument("--wpe-copy", type=str, default="", help="TO:FROM: position rows TO.. := rows FROM.. of the loaded weights")
 p.add_argument("--save", type=str, default="", help="write the trained weights here (safetensors, HF names)")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
@@ -123,6 +124,9 @@ if not a.load:
         P[f"{h}.mlp.c_fc.weight"], P[f"{h}.mlp.c_fc.bias"] = torch.randn(D, M) * 0.02, torch.zeros(M)
         P[f"{h}.mlp.c_proj.weight"], P[f"{h}.mlp.c_proj.bias"] = torch.randn(M, D) * 0.02 / math.sqrt(2 * L), torch.zeros(D)
     P["transformer.ln_f.weight"], P["transformer.ln_f.bias"] = torch.ones(D), torch.zeros(D)
+if a.wpe_copy:
+    to, fr = map(int, a.wpe_copy.split(":"))
+    P["transformer.wpe.weight"][to:] = P["transformer.wpe.weight"][fr:fr + T - to].clone()
 for k in P: P[k].requires_grad_(True)
 mask = torch.triu(torch.full((T, T), -1e9), 1)
 
@@ -150,8 +154,9 @@ def fwd(ids, ablate=(), pats=None):
     return x @ P["transformer.wte.weight"].T
 
 
-def grid_cells(samples, seed):
-    """Every cell (n, offset, copies) of the grid with `samples` sequences each; copies 2 or 'max' (>= 3)."""
+def grid_cells(samples, seed, min_tokens=24):
+    """Every cell (n, offset, copies) of the grid; copies 2 or 'max' (>= 3). At least `samples` sequences per
+    cell, and enough that its first copy has `min_tokens` scored tokens (grid.ts `minTokens`)."""
     g = random.Random(seed)
     slots = T - 1  # positions after <bos> inside the context
     cells, seqs = [], []
@@ -160,18 +165,19 @@ def grid_cells(samples, seed):
             for many in (False, True):
                 k = (slots - off) // n if many else 2
                 if many and k < 3: continue
-                cells.append((n, off, k))
-                for _ in range(samples):
+                S = max(samples, -(-min_tokens // (n - 1)))
+                cells.append((n, off, k, len(seqs), S))
+                for _ in range(S):
                     words = g.sample(range(W0, V), slots - k * n + n)  # filler and segment all distinct
                     seg, fill = words[:n], words[n:]
                     seqs.append([0] + fill[:off] + seg * k + fill[off:])
     return cells, torch.tensor(seqs)
 
 
-def grid_eval(samples, seed=4321, verbose=False):
+def grid_eval(samples, seed=4321, verbose=False, min_tokens=24):
     """Per-cell figures (see the file comment) and their summary."""
-    cells, ids = grid_cells(samples, seed)
-    S, C = samples, len(cells)
+    cells, ids = grid_cells(samples, seed, min_tokens)
+    C = len(cells)
     with torch.no_grad():
         nll, ind, prev = [], [], []
         for i in range(0, len(ids), 1024):
@@ -186,17 +192,16 @@ def grid_eval(samples, seed=4321, verbose=False):
         prev_score = torch.cat(prev).mean(0)  # [L, H]
         pats = torch.cat(ind)
         # Induction score per sequence and head: attention from copies >= 2 to the position after each earlier occurrence.
-        ind_seq = torch.zeros(len(ids), L, H)
-        for c, (n, off, k) in enumerate(cells):
+        ind_cell = torch.zeros(C, L, H)
+        for c, (n, off, k, at, S) in enumerate(cells):
             p0 = 1 + off
             qs = torch.arange(p0 + n, p0 + k * n)
             tot = 0
             for mcop in range(1, k):
                 valid = qs - mcop * n >= p0
                 tgt = (qs - mcop * n + 1).clamp(min=0)
-                tot = tot + pats[c * S:(c + 1) * S][:, :, :, qs, tgt] * valid
-            ind_seq[c * S:(c + 1) * S] = tot.mean(-1)
-        ind_cell = ind_seq.view(C, S, L, H).mean(1)  # [C, L, H]
+                tot = tot + pats[at:at + S][:, :, :, qs, tgt] * valid
+            ind_cell[c] = tot.mean(-1).mean(0)  # [C, L, H]
         ind_mean = ind_cell.mean(0)
         heads = [(l, h) for l in range(1, L) for h in range(H) if ind_mean[l, h] > 0.5]
         if not heads:
@@ -204,9 +209,9 @@ def grid_eval(samples, seed=4321, verbose=False):
 
         def halves(nll_):
             first, rep = torch.zeros(C), torch.zeros(C)
-            for c, (n, off, k) in enumerate(cells):
+            for c, (n, off, k, at, S) in enumerate(cells):
                 p0 = 1 + off
-                seg = nll_[c * S:(c + 1) * S]
+                seg = nll_[at:at + S]
                 first[c] = seg[:, p0:p0 + n - 1].mean()        # tokens p0+1..p0+n-1
                 rep[c] = seg[:, p0 + n:p0 + k * n - 1].mean()  # tokens p0+n+1..p0+kn-1
             return first, rep
@@ -229,13 +234,13 @@ def grid_eval(samples, seed=4321, verbose=False):
         "ind_mean": ind_mean.tolist(), "prev": prev_score.tolist(),
     }
     if verbose:
-        print(f"grid: {C} cells x {S} sequences; induction heads zeroed together: {heads}")
+        print(f"grid: {C} cells x >= {samples} sequences ({len(ids)}); induction heads zeroed together: {heads}")
         print("prev-token score [layer][head]:", [[round(x, 3) for x in r] for r in prev_score.tolist()])
         print("induction score (grid mean) [layer][head]:", [[round(x, 3) for x in r] for r in ind_mean.tolist()])
         print(" n | copies | offsets | worst rep loss (offset) | mean rep | min best ind | min rise | max |Δfirst|")
         for n in range(3, (T - 1) // 2 + 1):
             for many in (False, True):
-                idx = [c for c, (nn, off, k) in enumerate(cells) if nn == n and (k >= 3) == many]
+                idx = [c for c, (nn, off, k, _, _) in enumerate(cells) if nn == n and (k >= 3) == many]
                 if not idx: continue
                 idx_t = torch.tensor(idx)
                 w = int(rep[idx_t].argmax())
@@ -274,7 +279,7 @@ for step in range(a.steps):
     opt.step()
     run = 0.98 * run + 0.02 * loss.item() if step else loss.item()
     if (step + 1) % a.eval == 0 and step + 1 < a.steps:
-        print(f"step {step+1:5d} loss {run:.3f} {time.time()-t0:5.0f}s  {fmt(grid_eval(a.samples))}", flush=True)
+        print(f"step {step+1:5d} loss {run:.3f} {time.time()-t0:5.0f}s  {fmt(grid_eval(a.samples, min_tokens=4))}", flush=True)
 print(f"step {a.steps:5d} loss {run:.3f} {time.time()-t0:5.0f}s", flush=True)
 print(fmt(grid_eval(a.final_samples, verbose=True)), flush=True)
 if a.save:

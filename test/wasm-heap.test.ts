@@ -28,6 +28,7 @@ import * as tf from "@tensorflow/tfjs";
 import { HookedAutoConfig, HookedAutoModel, initBackend } from "../src";
 import { checkWasmModelFits, wasmSafeHeapBytes, wasmThreads } from "../src/backend";
 import { ArrakisError } from "../src/errors";
+import { checkModelFits, memoryLimit } from "../src/model/size";
 import { patchStatus } from "../src/patches";
 import { lastWasmFailure } from "../src/patches/wasm-heap-guard";
 import { readTensors } from "./reference/safetensors-mini";
@@ -191,11 +192,35 @@ if (process.env.ARRAKIS_WASM_HEAP_CHILD) {
       assert.equal(await initBackend(), "wasm");
       const before = tf.memory().numTensors;
       const config = new HookedAutoConfig({ name: "llama", hidden_size: 1024, intermediate_size: 2816, vocab_size: 32000, num_hidden_layers: 40, num_attention_heads: 16, num_key_value_heads: 16 });
-      assert.throws(
-        () => new HookedAutoModel(config, { seed: 1 }),
-        (e: unknown) => e instanceof ArrakisError && /need 2\.(2|16) GiB in float32 \(4\.(2|19) GiB held with the packed copies.*ARRAKIS_ENGINE=ort/.test(e.message),
-      );
+      const saved = process.env.ARRAKIS_ENGINE;
+      process.env.ARRAKIS_ENGINE = "tfjs"; // the engine that multiplies the weights on the wasm heap
+      try {
+        assert.throws(
+          () => new HookedAutoModel(config, { seed: 1 }),
+          (e: unknown) => e instanceof ArrakisError && /need 2\.(2|16) GiB in float32 \(4\.(2|19) GiB held with the packed copies.*ARRAKIS_ENGINE=ort/.test(e.message),
+        );
+      } finally {
+        if (saved === undefined) delete process.env.ARRAKIS_ENGINE;
+        else process.env.ARRAKIS_ENGINE = saved;
+      }
       assert.equal(tf.memory().numTensors, before);
+    });
+
+    test("with onnxruntime chosen (ARRAKIS_ENGINE=ort) the weights count once on the wasm heap, so the 40-layer Llama fits", async () => {
+      assert.equal(await initBackend(), "wasm");
+      const dims = new HookedAutoConfig({ name: "llama", hidden_size: 1024, intermediate_size: 2816, vocab_size: 32000, num_hidden_layers: 40, num_attention_heads: 16, num_key_value_heads: 16 }).dims;
+      const saved = process.env.ARRAKIS_ENGINE;
+      try {
+        process.env.ARRAKIS_ENGINE = "ort";
+        assert.equal(memoryLimit().packedMatMulCopies, false);
+        assert.equal(checkModelFits(dims, "llama-40 on ort").bytes, llamaBytes(40).weights);
+        process.env.ARRAKIS_ENGINE = "tfjs";
+        assert.equal(memoryLimit().packedMatMulCopies, true);
+        assert.throws(() => checkModelFits(dims, "llama-40 on tfjs"), /packed copies.*ARRAKIS_ENGINE=ort/);
+      } finally {
+        if (saved === undefined) delete process.env.ARRAKIS_ENGINE;
+        else process.env.ARRAKIS_ENGINE = saved;
+      }
     });
 
     test("36 layers (1.97 GiB, ran correctly) fits; 40 layers (2.16 GiB, gave zeros) is refused, pointing to onnxruntime", () => {

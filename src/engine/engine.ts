@@ -89,6 +89,11 @@ export function engineReport(): string {
   return o.engine ? `engine: ort (${o.reason})` : `engine: tfjs (${o.reason})`;
 }
 
+/** The engine choice in force (initBackend's option, else ARRAKIS_ENGINE, else "auto"), without loading onnxruntime. */
+export function engineChoice(): EngineChoice {
+  return wanted().choice;
+}
+
 /** The name of the engine new models get ("ort" or "tfjs"). */
 export function engineName(): EngineName {
   const w = wanted();

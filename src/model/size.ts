@@ -59,11 +59,19 @@ export function modelSize(c: ModelDims): ModelSize {
 }
 
 /**
- * The memory a model may take: on the wasm backend the heap budget for weights (4 GiB minus working space, with
- * matMul weights counted twice), else the machine's memory.
+ * The memory a model may take: on the wasm backend the heap budget for weights (4 GiB minus working space), else
+ * the machine's memory. The weights are TF.js tensors on the wasm heap whatever the engine, but only the TF.js
+ * engine multiplies them there, where XNNPACK keeps a packed copy of each matMul weight: they count twice unless
+ * the onnxruntime engine was chosen explicitly (ARRAKIS_ENGINE=ort or initBackend({ engine: "ort" })).
  */
 export function memoryLimit(): MemoryLimit {
-  if (tf.getBackend() === "wasm") return { bytes: wasmSafeHeapBytes(), what: "the wasm heap's budget for weights", packedMatMulCopies: true };
+  if (tf.getBackend() === "wasm") {
+    // Required lazily: the engine module reaches the model modules that import this one.
+    const { engineChoice } = require("../engine/engine") as typeof import("../engine/engine");
+    const packed = engineChoice() !== "ort";
+    const what = packed ? "the wasm heap's budget for weights" : "the wasm heap's budget for weights (onnxruntime engine: no packed copies)";
+    return { bytes: wasmSafeHeapBytes(), what, packedMatMulCopies: packed };
+  }
   return { bytes: os.totalmem(), what: `this machine's memory (${tf.getBackend() ?? "no"} backend)` };
 }
 

@@ -467,6 +467,47 @@ describe("circuit views in browsers", { skip: SKIP }, () => {
     await page.screenshot({ path: screenshotPath("circuits-js-off.png"), fullPage: true });
   });
 
+  test("JupyterLab 4 output area: the linked view is live when trusted and its picture when not; the grids and bars render either way", async () => {
+    const esbuild = await import("esbuild");
+    const lab = path.join(dir, "lab");
+    await esbuild.build({
+      entryPoints: [path.join(__dirname, "display-lab-page.ts")],
+      bundle: true,
+      format: "iife",
+      platform: "browser",
+      outfile: path.join(lab, "page.js"),
+      define: { "process.env.NODE_ENV": '"production"' },
+      loader: { ".svg": "text", ".css": "empty" },
+      logLevel: "error",
+    });
+    const saved = JSON.parse(fs.readFileSync(path.join(dir, "trusted.ipynb"), "utf8")) as { cells: { outputs: unknown[] }[] };
+    fs.writeFileSync(
+      path.join(lab, "index.html"),
+      `<!doctype html><html><head><meta charset="utf-8"></head><body>` +
+        `<script>window.__OUTPUTS__ = ${JSON.stringify(saved.cells.map((c) => c.outputs[0])).replace(/</g, "\\u003c")};</script>` +
+        `<script src="page.js"></script></body></html>`,
+    );
+    const page = await newPage();
+    await page.goto("file://" + path.join(lab, "index.html"));
+    await page.waitForFunction(() => (window as any).__RENDERED__ === true, undefined, { timeout: 30_000 });
+    const cases = (await page.evaluate(() => (window as any).__CASES__)) as { id: string; chosen: string }[];
+    assert.deepEqual(cases.map((c) => c.chosen), [
+      "text/html", "text/html", "text/html", display.VEGALITE_MIME, // trusted
+      "text/html", "text/html", "text/html", display.VEGALITE_MIME, // untrusted: sanitised HTML, scripts removed
+    ]);
+    await page.waitForSelector('[data-case="trusted-0"] [data-arrakis-live]', { timeout: 10_000 });
+    const trustedTokens = await page.locator('[data-case="trusted-0"] .arrakis-token').count();
+    assert.equal(trustedTokens, N, "the trusted linked view is live");
+    const untrusted = await page.evaluate(() => {
+      const area = document.querySelector('[data-case="untrusted-0"]')!;
+      const img = area.querySelector("img") as HTMLImageElement | null;
+      return { live: area.querySelectorAll("[data-arrakis-live]").length, width: img?.naturalWidth ?? 0 };
+    });
+    assert.equal(untrusted.live, 0);
+    assert.ok(untrusted.width > 100, `the untrusted linked view shows its picture (${untrusted.width}px)`);
+    await page.screenshot({ path: screenshotPath("circuits-jupyterlab.png"), fullPage: true });
+  });
+
   test("classic Notebook: the linked view is live in a trusted notebook (offline, no library) and a picture in an untrusted one", async () => {
     const env = jupyterEnv(path.join(work, "jupyter"));
     trustNotebook(path.join(dir, "trusted.ipynb"), env);

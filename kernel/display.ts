@@ -2,11 +2,13 @@
  * `display` as preloaded in notebooks: `display(x)` sends x's whole MIME bundle as one `display_data`
  * (messaging spec, "Display Data"); a Displayable keeps all its representations. The tslab helpers
  * (`display.html(s)`, `display.svg(s)`, ...) are here too, plus `display.handle()` for progress that updates
- * one output in place (`update_display_data` with a `transient.display_id`) and `display.clear()`.
+ * one output in place (`update_display_data` with a `transient.display_id`), `display.clear()`, and
+ * `display.resetPlotlyLibrary()` (the library's, so the advice in its "library gone" note works as written).
  *
  * The kernel points the sink at the running cell's IOPub parent before each execution.
  */
 import { randomBytes } from "crypto";
+import { resetPlotlyLibrary } from "../src/display/plotly";
 import { MimeBundle, completeBundle, toBundle } from "./mime";
 
 export interface DisplayContent {
@@ -56,6 +58,11 @@ export interface Display {
   text(s: string): void;
   png(b: Uint8Array): void;
   jpeg(b: Uint8Array): void;
+  /**
+   * Makes the next Plotly output carry the Plotly library again. Needed after the output that carried it
+   * was cleared: until then a reopened notebook shows static pictures.
+   */
+  resetPlotlyLibrary(): void;
 }
 
 function send(data: MimeBundle, metadata: Record<string, unknown> = {}, id?: string, update = false): void {
@@ -99,6 +106,7 @@ export const display: Display = Object.assign(
     text: (s: string) => send({ "text/plain": s }),
     png: single("image/png", "PNG image"),
     jpeg: single("image/jpeg", "JPEG image"),
+    resetPlotlyLibrary,
   },
 );
 

@@ -16,6 +16,7 @@ import { CellRunner } from "./execute";
 import { History, HistoryRequest } from "./history";
 import { InterruptState } from "./interrupt-state";
 import { DisplayContent, setDisplaySink } from "./display";
+import { codePointsToUtf16, enclosingCallee } from "./inspect";
 import { kernelLog } from "./log";
 import { MimeBundle, toBundle } from "./mime";
 import { ErrorContent, errorContent } from "./outcome";
@@ -51,7 +52,15 @@ export interface Preloaded {
   warning?: string;
 }
 
-const CODEMIRROR_MODE = { mode: "typescript", name: "javascript", typescript: true }; // tslab#18
+export type InspectRequest = Parameters<JupyterHandlerImpl["handleInspect"]>[0];
+export type InspectReply = ReturnType<JupyterHandlerImpl["handleInspect"]>;
+
+/**
+ * The editor mode. JupyterLab 3 and classic Notebook look up `mode` first (CodeMirror 5's mode list knows
+ * "typescript" by name), JupyterLab 4 looks up `name` (its language registry knows "typescript"); each then
+ * edits TypeScript. `typescript: true` is the option CodeMirror 5's JavaScript mode reads.
+ */
+export const CODEMIRROR_MODE = { name: "typescript", mode: "typescript", typescript: true };
 
 export class ArrakisHandler extends JupyterHandlerImpl {
   private count = 0;
@@ -107,6 +116,23 @@ export class ArrakisHandler extends JupyterHandlerImpl {
     const sf = this.ts.createSourceFile("cell.ts", `export {};\n${req.code}`, this.ts.ScriptTarget.Latest, false, this.ts.ScriptKind.TS);
     const diags = (sf as unknown as { parseDiagnostics?: unknown[] }).parseDiagnostics ?? [];
     return diags.length > 0 ? { status: "invalid" as const } : { status: "complete" as const };
+  }
+
+  /** Completion and inspection wait for the prelude: before it, `model` and friends are not declared yet. */
+  whenReady(): Promise<void> {
+    return this.ready;
+  }
+
+  /** Inside a call's parentheses the called function is inspected (see inspect.ts), else the cursor. */
+  override handleInspect(req: InspectRequest): InspectReply {
+    const cursor = codePointsToUtf16(req.code, req.cursor_pos);
+    const callee = enclosingCallee(this.ts, req.code, cursor);
+    if (callee !== undefined) {
+      // tslab's inspect takes a UTF-16 offset.
+      const reply = super.handleInspect({ ...req, cursor_pos: callee });
+      if (reply.found) return reply;
+    }
+    return super.handleInspect({ ...req, cursor_pos: cursor });
   }
 
   historyReply(req: HistoryRequest) {

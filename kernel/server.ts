@@ -164,10 +164,13 @@ export class ArrakisServer {
         return this.answer(msg, "kernel_info_reply", () => h.handleKernel());
       case "is_complete_request":
         return this.answer(msg, "is_complete_reply", () => h.handleIsComplete(c as { code: string }));
+      // Both need the prelude's declarations (`model`, `attention`, ...): until they exist, these wait.
       case "inspect_request":
-        return this.answer(msg, "inspect_reply", () => h.handleInspect(c as Parameters<ArrakisHandler["handleInspect"]>[0]));
+        void h.whenReady().then(() => this.answer(msg, "inspect_reply", () => h.handleInspect(c as Parameters<ArrakisHandler["handleInspect"]>[0])));
+        return;
       case "complete_request":
-        return this.answer(msg, "complete_reply", () => h.handleComplete(c as Parameters<ArrakisHandler["handleComplete"]>[0]));
+        void h.whenReady().then(() => this.answer(msg, "complete_reply", () => h.handleComplete(c as Parameters<ArrakisHandler["handleComplete"]>[0])));
+        return;
       case "history_request":
         return this.answer(msg, "history_reply", () => h.historyReply(c as HistoryRequest));
       case "comm_info_request":

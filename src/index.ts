@@ -21,3 +21,5 @@ export { ARRAKIS_NAMES, implementedFamilies } from "./model/adapters";
 export { TextTokenizer } from "./io/tokenizer";
 export { readSafetensors, writeSafetensors, encodeSafetensors, SafetensorsFile } from "./io/safetensors";
 export * from "./tools";
+// Named in the "library gone" note of Plotly outputs; also on the kernel's `display`.
+export { resetPlotlyLibrary } from "./display/plotly";

@@ -174,6 +174,20 @@ describe("kernel through Jupyter clients", () => {
     ]);
   });
 
+  test("frontend requests: Shift+Tab inside calls, TypeScript editor mode, completion at start, resetPlotlyLibrary", { timeout: 200_000 }, async () => {
+    const outcomes = await pythonSuite("test_frontend", 190_000);
+    assertPassed(outcomes, [
+      "test_completion_waits_for_the_prelude",
+      "test_inspect_right_after_open_paren",
+      "test_inspect_inside_the_arguments",
+      "test_inspect_innermost_call_and_code_after_it",
+      "test_inspect_counts_code_points",
+      "test_inspect_on_a_name_and_outside_calls",
+      "test_codemirror_mode_is_typescript_for_every_frontend",
+      "test_reset_plotly_library_as_the_note_says",
+    ]);
+  });
+
   test("nbconvert executes a notebook from a folder outside the project", { timeout: 150_000 }, async () => {
     const dir = fs.mkdtempSync(path.join(outside, "nb-"));
     fs.writeFileSync(path.join(dir, "data.txt"), "next to the notebook");

@@ -65,7 +65,7 @@ export class HookedAutoModel {
   tokenizer: TextTokenizer | null;
   /** Whether string input gets a BOS token prepended (the model's one BOS policy). */
   prependBos: boolean;
-  /** Where the weights came from (a folder, or "random(seed=…)"). */
+  /** Where the weights came from: "the embedded induction-2l model", the folder or Hub id given, or "random(seed=…)". */
   readonly source: string;
   /** @internal The weights; only the edit ledger (`edits.swapLayer`) swaps entries, and restores them. */
   params: ModelParams;
@@ -98,9 +98,9 @@ export class HookedAutoModel {
    * With no argument, loads the small model shipped with the package.
    */
   static async fromPretrained(dirOrId?: string, options: PretrainedOptions = {}): Promise<HookedAutoModel> {
-    const { config, params, tokenizer, dir } = await loadPretrained(dirOrId, options);
+    const { config, params, tokenizer, source } = await loadPretrained(dirOrId, options);
     try {
-      return new HookedAutoModel(config, { ...options, tokenizer }, params, dir);
+      return new HookedAutoModel(config, { ...options, tokenizer }, params, source);
     } catch (e) {
       disposeParams(params);
       throw e;

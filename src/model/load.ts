@@ -30,6 +30,11 @@ export interface Pretrained {
   tokenizer: TextTokenizer | null;
   /** The folder the weights came from. */
   dir: string;
+  /**
+   * How the model names its origin: "the embedded induction-2l model", or the folder or Hub id as the caller
+   * gave it. Never the absolute folder of the installed package, which would end up in shared notebooks.
+   */
+  source: string;
 }
 
 /**
@@ -49,7 +54,7 @@ export async function loadPretrained(dirOrId: string | undefined, options: Pretr
     checkModelFits(config.dims, `the checkpoint in ${show(dir)}`);
     const params = readWeights(ckpt, config);
     warnNonFinite(ckpt, dir);
-    return { config, params, tokenizer, dir };
+    return { config, params, tokenizer, dir, source: describeSource(dirOrId, dir) };
   } finally {
     ckpt.close();
   }
@@ -116,6 +121,13 @@ export function embeddedModelDir(): string {
   const dir = path.join(packageRoot(), "src", "assets", "induction-2l");
   if (!fs.existsSync(path.join(dir, CONFIG_FILE))) fail(`the embedded model is missing from ${show(dir)} (reinstall the package)`);
   return dir;
+}
+
+/** See `Pretrained.source`. */
+function describeSource(dirOrId: string | undefined, dir: string): string {
+  const embedded = path.join(packageRoot(), "src", "assets", "induction-2l");
+  if (dirOrId === undefined || path.resolve(dir) === embedded) return `the embedded ${path.basename(embedded)} model`;
+  return dirOrId;
 }
 
 /** A local folder as is; anything else is treated as a Hugging Face Hub id. */

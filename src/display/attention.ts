@@ -10,6 +10,7 @@ import { fail, show } from "../errors";
 import type { MimeBundle } from "./mime";
 import { plotlyBundle, type PlotlyFigure, type PlotlyLibraryMode } from "./plotly";
 import { drawStatic } from "./static";
+import { figureTitle } from "./titles";
 import { escapeHtml, formatToken, truncate, uniqueLabels } from "./tokens";
 import { round3 } from "./format";
 import { checkInt, checkMatrix, checkTokens, optional } from "./validate";
@@ -49,7 +50,7 @@ export interface AttentionHeatmapProps {
    * bidirectional models.
    */
   causal?: boolean;
-  /** Small multiples per row when several heads are given (default min(heads, 4)). */
+  /** Small multiples per row when several heads are given (default: up to 4, fewer when panels are large). */
   columns?: number;
   /** Which output carries the Plotly library (default "once" per kernel session); see PlotlyLibraryMode. */
   library?: PlotlyLibraryMode;
@@ -96,7 +97,8 @@ function prepare(props: AttentionHeatmapProps): HeatmapData {
   const start = checkInt(VIEW, "start", optional(VIEW, "start", props.start, 0), 0, n - 1);
   const causal = optional(VIEW, "causal", props.causal, true);
   const end = Math.min(n, start + maxTokens);
-  const columns = checkInt(VIEW, "columns", optional(VIEW, "columns", props.columns, Math.min(heads.length, 4)), 1);
+  const fit = Math.max(1, Math.floor(GRID_MAX_WIDTH / (panelSide(end - start) + GAP)));
+  const columns = checkInt(VIEW, "columns", optional(VIEW, "columns", props.columns, Math.min(heads.length, 4, fit)), 1);
 
   const formatted = tokens.slice(start, end).map((t) => formatToken(t));
   const z = props.patterns.map((p) =>
@@ -142,11 +144,17 @@ interface Box {
 function singleCell(n: number): number {
   return Math.max(11, Math.min(36, Math.floor(560 / n)));
 }
-const PANEL = 220; // side of one small multiple, px
 const GAP = 44; // between small multiples (room for their titles)
 const COLORBAR = 90;
-/** Labels are drawn in small multiples only when they fit (about 10 px per label). */
-const GRID_LABEL_MAX = 20;
+/** Width the small multiples may take before they wrap to fewer columns, px. */
+const GRID_MAX_WIDTH = 1100;
+/**
+ * Side of one small multiple: 220 px, or 12 px per position when more are shown, so every position keeps a
+ * readable token label (9 px font) as in the one-head view.
+ */
+function panelSide(n: number): number {
+  return Math.max(220, n * 12);
+}
 
 function labelMargin(labels: string[], fontSize: number): number {
   const longest = Math.max(...labels.map((l) => Array.from(l.replace(/\u200b/g, "")).length));
@@ -160,28 +168,40 @@ function labelMargin(labels: string[], fontSize: number): number {
  */
 const MODEBAR = 30;
 const SELECTOR_PAD = 26;
-function topMargin(d: HeatmapData): number {
-  const titleBottom = MODEBAR + (d.subtitle ? 36 : 20);
+function topMargin(d: HeatmapData, titleHeight: number): number {
+  const titleBottom = MODEBAR + titleHeight + 4;
   return d.heads.length > 1 ? titleBottom + 6 + 34 + SELECTOR_PAD : titleBottom + 16;
+}
+
+/** The title of the grid, and of one head when the selector picks it. */
+const gridTitle = (d: HeatmapData) => d.title;
+const headTitle = (d: HeatmapData, h: number) => (d.heads.length === 1 ? d.title : `Attention pattern · layer ${d.layer} · head ${h}`);
+
+/**
+ * A figure of plot area `plotW` × `plotH` with left/bottom margin `m`, widened for its title: the extra width
+ * goes to the right margin, so cells stay square. The top margin holds the tallest of `titles`.
+ */
+function boxFor(d: HeatmapData, plotW: number, plotH: number, m: number, titles: string[]): Box {
+  const width = plotW + m + COLORBAR;
+  const fitted = titles.map((t) => figureTitle(t, width, MODEBAR, d.subtitle));
+  const top = topMargin(d, Math.max(...fitted.map((t) => t.height)));
+  const full = Math.max(...fitted.map((t) => t.width));
+  const margin = { l: m, r: full - m - plotW, t: top, b: m };
+  return { width: full, height: plotH + margin.t + margin.b, margin };
 }
 
 function singleBox(d: HeatmapData): Box {
   const side = Math.max(200, d.labels.length * singleCell(d.labels.length));
   const font = d.labels.length > 32 ? 9 : 11;
-  const m = labelMargin(d.labels, font);
-  const margin = { l: m, r: COLORBAR, t: topMargin(d), b: m };
-  return { width: side + margin.l + margin.r, height: side + margin.t + margin.b, margin };
+  return boxFor(d, side, side, labelMargin(d.labels, font), d.heads.map((h) => headTitle(d, h)));
 }
 
 function gridBox(d: HeatmapData): Box {
   const rows = Math.ceil(d.heads.length / d.columns);
-  const m = d.labels.length <= GRID_LABEL_MAX ? labelMargin(d.labels, 9) : 36;
-  const margin = { l: m, r: COLORBAR, t: topMargin(d), b: m };
-  return {
-    width: margin.l + margin.r + d.columns * PANEL + (d.columns - 1) * GAP,
-    height: margin.t + margin.b + rows * PANEL + (rows - 1) * GAP,
-    margin,
-  };
+  const panel = panelSide(d.labels.length);
+  const plotW = d.columns * panel + (d.columns - 1) * GAP;
+  const plotH = rows * panel + (rows - 1) * GAP;
+  return boxFor(d, plotW, plotH, labelMargin(d.labels, 9), [gridTitle(d)]);
 }
 
 /** Plotly axis names of subplot i ("xaxis", "xaxis2", …) and trace references ("x", "x2", …). */
@@ -199,22 +219,23 @@ function axisState(d: HeatmapData, box: Box, i: number, only?: number): { x: Rec
   const col = i % d.columns;
   const row = Math.floor(i / d.columns);
   const single = only !== undefined;
-  const top = 1 - (row * (PANEL + GAP)) / plotH;
+  const panel = panelSide(n);
+  const top = 1 - (row * (panel + GAP)) / plotH;
   const lastRow = i + d.columns >= d.heads.length;
-  const labelled = single || n <= GRID_LABEL_MAX;
   const font = { size: single ? (n > 32 ? 9 : 11) : 9 };
   return {
     x: {
-      domain: single ? [0, 1] : [(col * (PANEL + GAP)) / plotW, (col * (PANEL + GAP) + PANEL) / plotW],
+      // The one-head view is the plot area's left square: a wide title widens the right margin only.
+      domain: single ? [0, 1] : [(col * (panel + GAP)) / plotW, (col * (panel + GAP) + panel) / plotW],
       visible: !single || only === i,
-      showticklabels: labelled && (single || lastRow),
+      showticklabels: single || lastRow,
       tickfont: font,
       "title.text": single || lastRow ? "key" : "",
     },
     y: {
-      domain: single ? [0, 1] : [Math.max(0, top - PANEL / plotH), top],
+      domain: single ? [0, 1] : [Math.max(0, top - panel / plotH), top],
       visible: !single || only === i,
-      showticklabels: labelled && (single || col === 0),
+      showticklabels: single || col === 0,
       tickfont: font,
       "title.text": single || col === 0 ? "query" : "",
     },
@@ -225,7 +246,8 @@ function axisState(d: HeatmapData, box: Box, i: number, only?: number): { x: Rec
 function axesLayout(d: HeatmapData, box: Box, only?: number): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const n = d.labels.length;
-  const common = { type: "category", showgrid: false, zeroline: false, automargin: true /* title clear of labels */ };
+  // dtick 1: every token labelled (Plotly would otherwise thin out labels it finds crowded).
+  const common = { type: "category", dtick: 1, showgrid: false, zeroline: false, automargin: true /* title clear of labels */ };
   d.heads.forEach((_, i) => {
     const { x, y } = axisState(d, box, i, only);
     const { "title.text": xTitle, ...xRest } = x;
@@ -290,6 +312,7 @@ function maskShapes(d: HeatmapData, only?: number): object[] {
 function panelTitles(d: HeatmapData, box: Box): object[] {
   const plotW = box.width - box.margin.l - box.margin.r;
   const plotH = box.height - box.margin.t - box.margin.b;
+  const panel = panelSide(d.labels.length);
   return d.heads.map((h, i) => {
     const col = i % d.columns;
     const row = Math.floor(i / d.columns);
@@ -298,8 +321,8 @@ function panelTitles(d: HeatmapData, box: Box): object[] {
       showarrow: false,
       xref: "paper",
       yref: "paper",
-      x: (col * (PANEL + GAP) + PANEL / 2) / plotW,
-      y: 1 - (row * (PANEL + GAP)) / plotH,
+      x: (col * (panel + GAP) + panel / 2) / plotW,
+      y: 1 - (row * (panel + GAP)) / plotH,
       xanchor: "center",
       yanchor: "bottom",
       font: { size: 12 },
@@ -307,8 +330,9 @@ function panelTitles(d: HeatmapData, box: Box): object[] {
   });
 }
 
-function titleText(title: string, subtitle: string): string {
-  return escapeHtml(title) + (subtitle ? `<br><span style="font-size:11px;color:#666">${escapeHtml(subtitle)}</span>` : "");
+/** Plotly title attributes for `title` in a figure of `box`'s width. */
+function titleLayout(d: HeatmapData, title: string, box: Box): Record<string, unknown> {
+  return figureTitle(title, box.width, MODEBAR, d.subtitle).layout;
 }
 
 /** The Plotly figure: one heatmap trace per head, a shared 0..1 colour axis, a head dropdown for several heads. */
@@ -334,16 +358,8 @@ export function attentionFigure(d: HeatmapData): PlotlyFigure {
     width: box.width,
     height: box.height,
     margin: box.margin,
-    title: {
-      text: titleText(d.title, d.subtitle),
-      x: 0,
-      xref: "paper",
-      xanchor: "left",
-      yref: "container",
-      y: 1,
-      yanchor: "top",
-      pad: { t: MODEBAR }, // below the mode bar, which would otherwise cover it on narrow figures
-    },
+    // Below the mode bar, which would otherwise cover it on narrow figures; wrapped when too long.
+    title: titleLayout(d, many ? gridTitle(d) : headTitle(d, d.heads[0]), box),
     font: { family: "DejaVu Sans, Verdana, sans-serif", size: 11 },
     // Transparent: with the head selector, hidden subplots share the shown one's area and their
     // backgrounds would paint over it. The masked triangle is drawn by `maskShapes` instead.
@@ -385,7 +401,7 @@ function headSelector(d: HeatmapData, grid: Box): Record<string, unknown> {
           width: grid.width,
           height: grid.height,
           margin: grid.margin,
-          "title.text": titleText(d.title, d.subtitle),
+          "title.text": titleLayout(d, gridTitle(d), grid).text,
           ...toggles(),
           ...axesUpdate(d, grid),
         },
@@ -400,7 +416,7 @@ function headSelector(d: HeatmapData, grid: Box): Record<string, unknown> {
           width: single.width,
           height: single.height,
           margin: single.margin,
-          "title.text": titleText(`Attention pattern · layer ${d.layer} · head ${h}`, d.subtitle),
+          "title.text": titleLayout(d, headTitle(d, h), single).text,
           ...toggles(i),
           ...axesUpdate(d, single, i),
         },
@@ -437,13 +453,12 @@ export function attentionStaticSpec(d: HeatmapData): Record<string, unknown> {
     ),
   );
   const many = d.heads.length > 1;
-  const cell = many ? Math.max(2, Math.floor(PANEL / n)) : singleCell(n) - 1;
-  const labelled = !many || n <= GRID_LABEL_MAX;
+  const cell = many ? Math.floor(panelSide(n) / n) : singleCell(n) - 1;
   const fontSize = many || n > 32 ? 9 : 11;
   const axis = (title: string) => ({
     title,
-    labels: labelled,
-    ticks: labelled,
+    labels: true,
+    ticks: true,
     labelFontSize: fontSize,
     labelLimit: 140,
     labelOverlap: false,

@@ -8,6 +8,7 @@ import { round4 } from "./format";
 import type { MimeBundle } from "./mime";
 import { plotlyBundle, type PlotlyFigure, type PlotlyLibraryMode } from "./plotly";
 import { drawStatic } from "./static";
+import { figureTitle } from "./titles";
 import { escapeHtml } from "./tokens";
 import { checkInt, checkMatrix, optional } from "./validate";
 import { baseConfig, BLUES, plotlyColorscale, RED_BLUE, stops } from "./vegalite";
@@ -85,12 +86,20 @@ function cellSize(d: GridData): number {
   return Math.max(14, Math.min(56, Math.floor(640 / Math.max(d.heads, d.layers * 0.75))));
 }
 
+/** Space kept above the title for Plotly's mode bar (shown on hover), px. */
+const MODEBAR = 30;
+
 export function headGridFigure(d: GridData): PlotlyFigure {
   const cell = cellSize(d);
   const showText = d.layers * d.heads <= TEXT_CELLS && cell >= 30;
   // Room above and below for a colour bar taller than a short grid (see colorbar.len).
   const extra = Math.max(0, 140 - d.layers * cell) / 2;
-  const margin = { l: 70, r: 110, t: 70 + extra, b: 60 + extra };
+  const side = { l: 70, r: 110 };
+  const title = figureTitle(d.title, side.l + side.r + d.heads * cell, MODEBAR);
+  // Below the title: the colour bar's title, then the plot.
+  // A title wider than the grid widens the right margin, not the plot: cells stay square, the bar stays close.
+  const r = title.width - side.l - d.heads * cell;
+  const margin = { l: side.l, r, t: MODEBAR + title.height + 26 + extra, b: 60 + extra };
   const fmt = `.${d.digits}f`;
   return {
     data: [
@@ -116,11 +125,11 @@ export function headGridFigure(d: GridData): PlotlyFigure {
       },
     ],
     layout: {
-      // Wide enough for the title too (Plotly clips a title wider than the plot).
-      width: Math.max(margin.l + margin.r + d.heads * cell, Math.min(900, 40 + 7 * d.title.length)),
+      // Wide enough for the title, which wraps when it would need more than TITLE_MAX_WIDTH.
+      width: title.width,
       height: margin.t + margin.b + d.layers * cell,
       margin,
-      title: { text: escapeHtml(d.title), x: 0, xref: "paper", xanchor: "left" },
+      title: title.layout,
       font: { family: "DejaVu Sans, Verdana, sans-serif", size: 11 },
       xaxis: { title: { text: "head" }, dtick: 1, side: "bottom", showgrid: false, zeroline: false },
       yaxis: { title: { text: "layer" }, dtick: 1, autorange: "reversed", showgrid: false, zeroline: false },

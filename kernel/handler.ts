@@ -56,11 +56,13 @@ export type InspectRequest = Parameters<JupyterHandlerImpl["handleInspect"]>[0];
 export type InspectReply = ReturnType<JupyterHandlerImpl["handleInspect"]>;
 
 /**
- * The editor mode. JupyterLab 3 and classic Notebook look up `mode` first (CodeMirror 5's mode list knows
- * "typescript" by name), JupyterLab 4 looks up `name` (its language registry knows "typescript"); each then
- * edits TypeScript. `typescript: true` is the option CodeMirror 5's JavaScript mode reads.
+ * The editor mode, as a MIME type every frontend resolves to TypeScript: JupyterLab 4 looks `name` up among its
+ * language names, then `mime` among their MIME types ("application/typescript" is its TypeScript); JupyterLab 3
+ * and classic Notebook look `name` up in CodeMirror 5's mode list, then by MIME, and CodeMirror 5 itself maps
+ * the MIME to its JavaScript mode with `typescript: true`. (tslab's `{ name: "javascript", mode: "typescript" }`
+ * gives JavaScript in JupyterLab 4; `name: "typescript"` gives plain text in classic Notebook.)
  */
-export const CODEMIRROR_MODE = { name: "typescript", mode: "typescript", typescript: true };
+export const CODEMIRROR_MODE = { name: "application/typescript", mime: "application/typescript" };
 
 export class ArrakisHandler extends JupyterHandlerImpl {
   private count = 0;

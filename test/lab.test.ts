@@ -102,13 +102,20 @@ interface Report {
   harnessError?: string;
 }
 
+/** Shuts down every kernel session of the server, so a scenario starts with none left by the previous one. */
+async function shutdownSessions(): Promise<void> {
+  const sessions = (await (await fetch(`${url}/api/sessions`)).json()) as { id: string }[];
+  for (const s of sessions) await fetch(`${url}/api/sessions/${s.id}`, { method: "DELETE" });
+}
+
 /** Runs one drive.mjs scenario on `notebook`; returns its report (screenshots beside it). */
-function drive(scenario: "tour" | "ablation", notebook: string): Promise<Report> {
+async function drive(scenario: "tour" | "ablation", notebook: string): Promise<Report> {
+  await shutdownSessions();
   const shots = path.join(SHOTS, scenario);
   fs.rmSync(shots, { recursive: true, force: true });
   const pw = path.dirname(require.resolve("playwright-core/package.json"));
   const args = [path.join(LAB, "drive.mjs"), "--url", url, "--nb", notebook, "--shots", shots, "--pw", pw, "--scenario", scenario, "--timeout", "300"];
-  return new Promise((resolve, reject) => {
+  return new Promise<Report>((resolve, reject) => {
     const child = spawn(process.execPath, args, { env: { ...process.env, CHROMIUM }, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     child.stdout.on("data", (d) => (out += d));

@@ -623,8 +623,9 @@ async function main() {
   });
 
   // 1. Open the notebook (as committed: outputs from disk, not trusted).
-  log('open', `${BASE}/lab/tree/${NB}`);
-  await page.goto(`${BASE}/lab/tree/${NB}`, { waitUntil: 'load' });
+  // ?reset: a fresh workspace, so no tab of an earlier scenario is restored and takes the focus.
+  log('open', `${BASE}/lab/tree/${NB}?reset`);
+  await page.goto(`${BASE}/lab/tree/${NB}?reset`, { waitUntil: 'load' });
   await waitRestored(page);
   await page.waitForFunction(() => {
     const w = window.jupyterapp.shell.currentWidget;

@@ -3,7 +3,9 @@
 # the system packages the tests and the demo use, then the npm dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-APT_PACKAGES=(chromium fonts-dejavu-core python3-nbclient python3-nbconvert jupyter-notebook python3-jupyter-kernel-test)
+# python3-jupyter-server + python3-jupyterlab-server serve the real JupyterLab 4 of test/lab.test.ts.
+APT_PACKAGES=(chromium fonts-dejavu-core python3-nbclient python3-nbconvert jupyter-notebook python3-jupyter-kernel-test
+  python3-jupyter-server python3-jupyterlab-server)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

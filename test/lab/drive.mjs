@@ -9,7 +9,7 @@
 // writing report.json (every check with its detail) + PNGs. Run by test/lab.test.ts.
 //
 // usage: node drive.mjs --url http://127.0.0.1:PORT --nb attention-tour.ipynb --shots DIR --pw PLAYWRIGHT_DIR
-//        [--scenario tour|ablation] [--timeout 600]
+//        [--scenario tour|ablation] [--timeout 600] [--full-shots]
 // exit 0 when every check passed, 1 when a check failed, 2 on a harness error.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -26,6 +26,7 @@ const SHOTS = opt('shots', '/tmp/jlab/shots');
 const PW = opt('pw', '/tmp/jlab/app/node_modules/playwright-core');
 const RUN_TIMEOUT = Number(opt('timeout', '600')) * 1000;
 const SCENARIO = opt('scenario', 'tour');
+const FULL_SHOTS = argv.includes('--full-shots');
 fs.mkdirSync(SHOTS, { recursive: true });
 
 const { chromium } = createRequire(import.meta.url)(PW);
@@ -154,6 +155,8 @@ async function handleKernelDialog(page) {
 }
 
 async function fullNotebookShot(page, name) {
+  // Whole-notebook pictures take seconds each on a busy machine: only with --full-shots.
+  if (!FULL_SHOTS) return null;
   // JupyterLab scrolls inside the notebook, not the page: grow the viewport to the notebook's height.
   const vp = page.viewportSize();
   const h = await page.evaluate(() => {

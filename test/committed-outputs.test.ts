@@ -58,7 +58,7 @@ test("the embedded model prints as itself, not as its folder", async () => {
   const again = await HookedAutoModel.fromPretrained(embeddedModelDir());
   try {
     for (const m of [model, again]) {
-      assert.match(String(m), /; the embedded induction-2l model\)$/);
+      assert.match(String(m), /; the embedded induction-2l model[;)]/);
       assert.equal(m.source, "the embedded induction-2l model");
       assert.ok(!String(m).includes(repoRoot), String(m));
     }

@@ -155,7 +155,7 @@ describe("JupyterLab 4 (assembled from npm packages) with the Arrakis kernel", {
     expectChecks(report, [
       ...RUN_ALL,
       "Vega-Lite drawn interactively (needs a vegalite.v5 renderer)",
-      "progress bar updated in place (one output, several states, ends at 100%)",
+      "progress updated in place (one output while running, one line at the end)",
       "Plotly hover tooltip shows on a heatmap cell",
       "Vega-Lite tooltip shows on hover",
       "TypeScript highlighting (editor mime type is TypeScript; keywords coloured)",
@@ -176,6 +176,7 @@ describe("JupyterLab 4 (assembled from npm packages) with the Arrakis kernel", {
     const report = await drive("ablation", "ablation.ipynb");
     expectChecks(report, [
       ...RUN_ALL,
+      "progress updated in place (one output while running, one line at the end)",
       "toolbar interrupt during a sweep: the kernel is idle again",
       "the interrupted sweep cell ends with an InterruptError",
       "after the interrupt no ablation stays applied (model.hookCount 0, edit ledger empty)",

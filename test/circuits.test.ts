@@ -347,3 +347,31 @@ test("families whose heads do not write linearly into the logits are refused by 
     gemma2.dispose();
   }
 });
+
+test("the circuit tools agree on both engines (onnxruntime and TF.js) within float32 rounding", async (t) => {
+  const { engineReport } = await import("../src");
+  if (!engineReport().startsWith("engine: ort")) return t.skip(engineReport());
+  const [ort, tfjs] = [await HookedAutoModel.fromPretrained(hfFixture("gpt2"), { engine: "ort" }), await HookedAutoModel.fromPretrained(hfFixture("gpt2"), { engine: "tfjs" })];
+  try {
+    const run = (m: HookedAutoModel) => {
+      const a = new AttentionTools(m);
+      const r = {
+        resid: a.patchResidual(clean, corrupted, { answer, wrong }).patched.flat(),
+        heads: a.patchHeads(clean, corrupted, { metric: "loss" }).patched.flat(),
+        dla: a.logitAttribution(clean, answer, wrong).components.map((c) => c.value),
+        lens: a.logitLens(clean).targetProb.flat().filter((x): x is number => x !== null),
+        view: a.attentionView(clean).patterns.flat(3),
+      };
+      assert.equal(m.engine, m === ort ? "ort" : "tfjs");
+      return r;
+    };
+    const [a, b] = [run(ort), run(tfjs)];
+    for (const k of Object.keys(a) as (keyof typeof a)[]) {
+      const d = maxAbsDiff(a[k], b[k]);
+      assert.ok(d < 1e-4, `${k}: engines differ by ${d}`);
+    }
+  } finally {
+    ort.dispose();
+    tfjs.dispose();
+  }
+});

@@ -325,6 +325,10 @@ test("attentionView holds every layer's real patterns and renders HTML that buil
   assert.equal(typeof b["image/png"], "string");
   assert.match(String(b["text/plain"]), /selected: layer 1, head 2/);
   assert.throws(() => tools.attentionView(clean, { layer: 1, layers: [0] }), /layer 1 is not among the layers shown \(0\)/);
+  const long = Array.from({ length: 128 }, (_, i) => (i * 7) % 512); // 2 layers × 4 heads × 128² = 131,072 weights: fits
+  assert.equal(noLeaks(() => tools.attentionView(long)).patterns.length, 2);
+  const lt = new AttentionTools(llama);
+  assert.throws(() => lt.attentionView(Array.from({ length: 200 }, (_, i) => i % 100)), /2 layer\(s\) × 4 heads × 200² positions = 320,000 weights, more than one view holds \(250,000\); pass \{ layers: \[0\] \}/);
 });
 
 test("families whose heads do not write linearly into the logits are refused by logitAttribution, with the reason; the lens and pattern merges still work", async () => {

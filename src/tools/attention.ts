@@ -43,6 +43,9 @@ export { LogitAttribution, type LogitComponent, type ComponentKind, type Attribu
 export { LogitLens, type LensEntry, type LogitLensOptions } from "./logit-lens";
 export type { AblateOptions, ComparisonOptions, SweepMetric, SweepOptions } from "./sweeps";
 
+/** Most attention weights one linked view carries (about a megabyte of HTML). */
+export const ATTENTION_VIEW_MAX_WEIGHTS = 250_000;
+
 export interface MergeOptions {
   /** "patterns" (default): blend the attention patterns at hook_pattern; "weights": blend q/k/v/o weights. */
   mode?: MergeMode;
@@ -309,6 +312,11 @@ export class AttentionTools {
     const head = opts.head ?? 0;
     checkHead(this.model, head);
     const row = oneSequence(this.model, input, "attentionView");
+    // Every weight travels in the output's HTML: keep one view near a megabyte.
+    const weights = layers.length * this.model.cfg.nHeads * row.length * row.length;
+    if (weights > ATTENTION_VIEW_MAX_WEIGHTS) {
+      fail(`attentionView: ${layers.length} layer(s) × ${this.model.cfg.nHeads} heads × ${row.length}² positions = ${weights.toLocaleString("en")} weights, more than one view holds (${ATTENTION_VIEW_MAX_WEIGHTS.toLocaleString("en")}); pass { layers: [${layer}] } or a shorter input`);
+    }
     const names = layers.map((l) => `blocks.${l}.attn.hook_pattern`);
     const { logits, cache } = this.model.runWithCache([row], { names });
     try {

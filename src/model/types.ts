@@ -4,17 +4,14 @@
  */
 import type * as tf from "@tensorflow/tfjs";
 
-/** The Arrakis family names; the adapter registry (adapters/index.ts) lists one adapter per name. */
-export const FAMILY_NAMES = [
-  "gpt2", "gpt-neo", "gpt-neox", "llama", "gemma", "gemma2", "gemma3", "phi", "phi3", "qwen2", "qwen3", "mistral",
-  "stable-lm", "olmo", "olmo2",
-] as const;
-export type FamilyName = (typeof FAMILY_NAMES)[number];
+/** An Arrakis family name: one per adapter in the registry (adapters/index.ts), which this type is derived from. */
+export type { FamilyName } from "./adapters";
 
 export type Activation = "gelu_new" | "gelu" | "gelu_pytorch_tanh" | "relu" | "silu";
 
 export interface ModelDims {
-  family: FamilyName;
+  /** The family (a `FamilyName`; typed as a string here so the registry's type can be derived from the adapters). */
+  family: string;
   nLayers: number;
   nHeads: number;
   /** Key/value heads: equal to nHeads without grouped-query attention, 1 for multi-query attention. */

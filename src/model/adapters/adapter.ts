@@ -2,15 +2,15 @@
  * What one architecture family must provide. Everything else (attention, MLP, norms, rotary, hooks) is
  * shared and driven by the `ModelDims` flags the adapter derives from the Hugging Face config.
  */
-import type { FamilyName, ModelDims, ModelParams } from "../types";
+import type { ModelDims, ModelParams } from "../types";
 import type { WeightReader } from "../weights";
 import { fail, show } from "../../errors";
 
 export type HfConfig = Record<string, unknown>;
 
 export interface FamilyAdapter {
-  /** The Arrakis name. */
-  family: FamilyName;
+  /** The Arrakis name (declared `as const` by each adapter, so the registry can derive `FamilyName`). */
+  family: string;
   /** Other accepted spellings: Hugging Face `model_type`, architecture class names. */
   aliases: string[];
   /** Hugging Face config fields this family understands (beyond the generic PretrainedConfig ones). */

@@ -24,8 +24,8 @@ function gemmaActivation(hf: HfConfig): Activation {
   return activation(hf, "hidden_act", "gemma");
 }
 
-export const gemma: FamilyAdapter = {
-  family: "gemma",
+export const gemma = {
+  family: "gemma" as const,
   aliases: ["gemma", "GemmaForCausalLM", "GemmaModel"],
   configKeys: [
     "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
@@ -69,4 +69,4 @@ export const gemma: FamilyAdapter = {
       wU: unembed(r, c, "lm_head.weight", wE),
     };
   },
-};
+} satisfies FamilyAdapter;

@@ -44,8 +44,8 @@ export function loadGemma2Weights(r: WeightReader, c: ModelDims): ModelParams {
   };
 }
 
-export const gemma2: FamilyAdapter = {
-  family: "gemma2",
+export const gemma2 = {
+  family: "gemma2" as const,
   aliases: ["gemma2", "Gemma2ForCausalLM", "Gemma2Model"],
   configKeys: [
     "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
@@ -72,4 +72,4 @@ export const gemma2: FamilyAdapter = {
   },
 
   loadWeights: loadGemma2Weights,
-};
+} satisfies FamilyAdapter;

@@ -17,8 +17,8 @@ import { gemma2Dims, loadGemma2Weights } from "./gemma2";
 import { layerWindows, windowSize } from "./shared";
 import { ropeBase } from "../rope";
 
-export const gemma3: FamilyAdapter = {
-  family: "gemma3",
+export const gemma3 = {
+  family: "gemma3" as const,
   aliases: ["gemma3_text", "Gemma3ForCausalLM", "Gemma3TextModel"],
   configKeys: [
     "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
@@ -52,4 +52,4 @@ export const gemma3: FamilyAdapter = {
   },
 
   loadWeights: loadGemma2Weights,
-};
+} satisfies FamilyAdapter;

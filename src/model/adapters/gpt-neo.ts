@@ -34,8 +34,8 @@ function attentionLayers(hf: HfConfig, nLayers: number): string[] {
   return list as string[];
 }
 
-export const gptNeo: FamilyAdapter = {
-  family: "gpt-neo",
+export const gptNeo = {
+  family: "gpt-neo" as const,
   aliases: ["gpt_neo", "GPTNeoForCausalLM", "GPTNeoModel"],
   configKeys: [
     "vocab_size", "max_position_embeddings", "hidden_size", "num_layers", "attention_types", "attention_layers",
@@ -105,4 +105,4 @@ export const gptNeo: FamilyAdapter = {
       wU: unembed(r, c, "lm_head.weight", wE),
     };
   },
-};
+} satisfies FamilyAdapter;

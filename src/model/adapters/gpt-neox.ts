@@ -31,8 +31,8 @@ function rotaryBase(hf: HfConfig): number {
   return typeof v === "number" ? v : 10000;
 }
 
-export const gptNeox: FamilyAdapter = {
-  family: "gpt-neox",
+export const gptNeox = {
+  family: "gpt-neox" as const,
   aliases: ["gpt_neox", "pythia", "GPTNeoXForCausalLM", "GPTNeoXModel"],
   configKeys: [
     "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_act",
@@ -98,4 +98,4 @@ export const gptNeox: FamilyAdapter = {
     const wE = r.tensor2d("embed_in.weight", c.dVocab, d);
     return { wE, layers, lnFinal: norm1d(r, "final_layer_norm", d, true), wU: unembed(r, c, "embed_out.weight", wE) };
   },
-};
+} satisfies FamilyAdapter;

@@ -4,15 +4,14 @@
  * lm_head tied to `wte`; names with or without `transformer.`; `attn.bias` / `attn.masked_bias` buffers.
  */
 import * as tf from "@tensorflow/tfjs";
-import { fail, show } from "../../errors";
-import type { Activation, ModelDims, ModelParams } from "../types";
+import { fail } from "../../errors";
+import type { ModelDims, ModelParams } from "../types";
 import { columns, type WeightReader } from "../weights";
 import { type FamilyAdapter, type HfConfig, headDim, num, posInt, tokenId } from "./adapter";
+import { activation, norm1d } from "./shared";
 
-const ACTIVATIONS: Record<string, Activation> = { gelu_new: "gelu_new", gelu: "gelu", relu: "relu", gelu_pytorch_tanh: "gelu_pytorch_tanh", silu: "silu", swish: "silu" };
-
-export const gpt2: FamilyAdapter = {
-  family: "gpt2",
+export const gpt2 = {
+  family: "gpt2" as const,
   aliases: ["gpt2", "GPT2LMHeadModel", "GPT2Model"],
   configKeys: [
     "vocab_size", "n_positions", "n_ctx", "n_embd", "n_layer", "n_head", "n_inner", "activation_function",
@@ -33,7 +32,7 @@ export const gpt2: FamilyAdapter = {
     const h = hf;
     const dModel = posInt(h, "n_embd");
     const nHeads = posInt(h, "n_head");
-    const act = ACTIVATIONS[String(h.activation_function)] ?? fail(`gpt2: activation_function ${show(h.activation_function)} is not supported (expected one of ${Object.keys(ACTIVATIONS).join(", ")})`);
+    const act = activation(h, "activation_function", "gpt2");
     if (h.scale_attn_by_inverse_layer_idx) fail("gpt2: scale_attn_by_inverse_layer_idx=true is not supported yet");
     const dHead = headDim(dModel, nHeads, "n_embd", "n_head");
     const nLayers = posInt(h, "n_layer");
@@ -56,8 +55,8 @@ export const gpt2: FamilyAdapter = {
       const qkv = r.data(p + "attn.c_attn.weight", [d, 3 * d]); // Conv1D [in, out], out = [Q | K | V]
       const qkvBias = r.data(p + "attn.c_attn.bias", [3 * d]);
       return {
-        ln1: { w: r.tensor1d(p + "ln_1.weight", d), b: r.tensor1d(p + "ln_1.bias", d) },
-        ln2: { w: r.tensor1d(p + "ln_2.weight", d), b: r.tensor1d(p + "ln_2.bias", d) },
+        ln1: norm1d(r, p + "ln_1", d, true),
+        ln2: norm1d(r, p + "ln_2", d, true),
         attn: {
           wQ: columns(qkv, d, 3 * d, 0, d),
           wK: columns(qkv, d, 3 * d, d, 2 * d),
@@ -83,8 +82,8 @@ export const gpt2: FamilyAdapter = {
       wE: tf.tensor2d(wte, [c.dVocab, d]),
       wPos: r.tensor2d("wpe.weight", c.nCtx, d),
       layers,
-      lnFinal: { w: r.tensor1d("ln_f.weight", d), b: r.tensor1d("ln_f.bias", d) },
+      lnFinal: norm1d(r, "ln_f", d, true),
       wU: tf.transpose(tf.tensor2d(head, [c.dVocab, d])) as tf.Tensor2D, // [d_model, vocab]
     };
   },
-};
+} satisfies FamilyAdapter;

@@ -17,12 +17,16 @@ import { qwen2 } from "./qwen2";
 import { qwen3 } from "./qwen3";
 import { stablelm } from "./stablelm";
 
-const ADAPTERS: readonly FamilyAdapter[] = [
+const REGISTRY = [
   gpt2, gptNeo, gptNeox, llama, gemma, gemma2, gemma3, phi, phi3, qwen2, qwen3, mistral, stablelm, olmo, olmo2,
-];
+] as const;
+const ADAPTERS: readonly FamilyAdapter[] = REGISTRY;
+
+/** The Arrakis family names, derived from the registered adapters ("gpt2" | "gpt-neo" | … | "olmo2"). */
+export type FamilyName = (typeof REGISTRY)[number]["family"];
 
 /** The Arrakis architecture names, in the order Arrakis lists them (one per registered adapter). */
-export const ARRAKIS_NAMES: readonly string[] = ADAPTERS.map((a) => a.family);
+export const ARRAKIS_NAMES: readonly FamilyName[] = REGISTRY.map((a) => a.family);
 
 /** Lower-cased, with `_` and `-` treated alike, so `gpt_neox`, `gpt-neox` and `GPT-NeoX` all match. */
 function key(name: string): string {

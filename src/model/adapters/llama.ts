@@ -12,8 +12,8 @@ import type { WeightReader } from "../weights";
 import type { FamilyAdapter, HfConfig } from "./adapter";
 import { llamaLayers, llamaLikeDims, norm1d, unembed } from "./shared";
 
-export const llama: FamilyAdapter = {
-  family: "llama",
+export const llama = {
+  family: "llama" as const,
   aliases: ["llama", "LlamaForCausalLM", "LlamaModel"],
   configKeys: [
     "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
@@ -48,4 +48,4 @@ export const llama: FamilyAdapter = {
       wU: unembed(r, c, "lm_head.weight", wE),
     };
   },
-};
+} satisfies FamilyAdapter;

@@ -12,8 +12,8 @@ import type { WeightReader } from "../weights";
 import { type FamilyAdapter, type HfConfig, headDim, num, posInt, ropeTheta, tokenId, attentionHeads } from "./adapter";
 import { activation, llamaLayers, norm1d, unembed, windowSize } from "./shared";
 
-export const mistral: FamilyAdapter = {
-  family: "mistral",
+export const mistral = {
+  family: "mistral" as const,
   aliases: ["mistral", "MistralForCausalLM", "MistralModel"],
   configKeys: [
     "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
@@ -55,4 +55,4 @@ export const mistral: FamilyAdapter = {
       wU: unembed(r, c, "lm_head.weight", wE),
     };
   },
-};
+} satisfies FamilyAdapter;

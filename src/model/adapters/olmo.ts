@@ -20,8 +20,8 @@ export function clipQkv(hf: HfConfig, family: string): number | undefined {
   return v;
 }
 
-export const olmo: FamilyAdapter = {
-  family: "olmo",
+export const olmo = {
+  family: "olmo" as const,
   aliases: ["olmo", "OlmoForCausalLM", "OlmoModel"],
   configKeys: [
     "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
@@ -55,4 +55,4 @@ export const olmo: FamilyAdapter = {
     const wE = r.tensor2d("embed_tokens.weight", c.dVocab, c.dModel);
     return { wE, layers, lnFinal: plainNorm(c.dModel), wU: unembed(r, c, "lm_head.weight", wE) };
   },
-};
+} satisfies FamilyAdapter;

@@ -13,8 +13,8 @@ import type { WeightReader } from "../weights";
 import type { FamilyAdapter, HfConfig } from "./adapter";
 import { llamaLayers, llamaLikeDims, norm1d, unembed } from "./shared";
 
-export const olmo2: FamilyAdapter = {
-  family: "olmo2",
+export const olmo2 = {
+  family: "olmo2" as const,
   aliases: ["olmo2", "Olmo2ForCausalLM", "Olmo2Model"],
   configKeys: [
     "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
@@ -47,4 +47,4 @@ export const olmo2: FamilyAdapter = {
       wU: unembed(r, c, "lm_head.weight", wE),
     };
   },
-};
+} satisfies FamilyAdapter;

@@ -20,8 +20,8 @@ function copyNorm(n: NormParams): NormParams {
   return { w: n.w.clone(), b: n.b?.clone() };
 }
 
-export const phi: FamilyAdapter = {
-  family: "phi",
+export const phi = {
+  family: "phi" as const,
   aliases: ["phi", "PhiForCausalLM", "PhiModel"],
   configKeys: [
     "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
@@ -76,4 +76,4 @@ export const phi: FamilyAdapter = {
       wU: unembed(r, c, "lm_head.weight", wE), bU: r.tensor1d("lm_head.bias", c.dVocab),
     };
   },
-};
+} satisfies FamilyAdapter;

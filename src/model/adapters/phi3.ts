@@ -18,8 +18,8 @@ import type { WeightReader } from "../weights";
 import { type FamilyAdapter, type HfConfig, headDim, num, posInt, ropeTheta, tokenId, attentionHeads } from "./adapter";
 import { activation, linearRows, norm1d, partialRotaryFactor, rotaryDims, savedBefore, unembed, windowSize } from "./shared";
 
-export const phi3: FamilyAdapter = {
-  family: "phi3",
+export const phi3 = {
+  family: "phi3" as const,
   aliases: ["phi3", "Phi3ForCausalLM", "Phi3Model"],
   configKeys: [
     "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
@@ -81,4 +81,4 @@ export const phi3: FamilyAdapter = {
     const wE = r.tensor2d("embed_tokens.weight", c.dVocab, d);
     return { wE, layers, lnFinal: norm1d(r, "norm", d, false), wU: unembed(r, c, "lm_head.weight", wE) };
   },
-};
+} satisfies FamilyAdapter;

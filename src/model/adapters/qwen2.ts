@@ -34,8 +34,8 @@ export function qwenWindows(hf: HfConfig, nLayers: number, family = "qwen2"): (n
   return none.map((_, l) => (l >= first ? w : null));
 }
 
-export const qwen2: FamilyAdapter = {
-  family: "qwen2",
+export const qwen2 = {
+  family: "qwen2" as const,
   aliases: ["qwen2", "Qwen2ForCausalLM", "Qwen2Model"],
   configKeys: [
     "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
@@ -76,4 +76,4 @@ export const qwen2: FamilyAdapter = {
       wU: unembed(r, c, "lm_head.weight", wE),
     };
   },
-};
+} satisfies FamilyAdapter;

@@ -13,8 +13,8 @@ import type { FamilyAdapter, HfConfig } from "./adapter";
 import { qwenWindows } from "./qwen2";
 import { llamaLayers, llamaLikeDims, norm1d, unembed } from "./shared";
 
-export const qwen3: FamilyAdapter = {
-  family: "qwen3",
+export const qwen3 = {
+  family: "qwen3" as const,
   aliases: ["qwen3", "Qwen3ForCausalLM", "Qwen3Model"],
   configKeys: [
     "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
@@ -47,4 +47,4 @@ export const qwen3: FamilyAdapter = {
       wU: unembed(r, c, "lm_head.weight", wE),
     };
   },
-};
+} satisfies FamilyAdapter;

@@ -5,7 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { fail, show } from "../../errors";
-import type { Activation, AttnParams, FamilyName, LayerParams, MlpParams, ModelDims, NormParams } from "../types";
+import type { Activation, AttnParams, LayerParams, MlpParams, ModelDims, NormParams } from "../types";
 import type { WeightReader } from "../weights";
 import { type HfConfig, attentionHeads, firstOf, headDim, nestedRope, num, posInt, ropeTheta, tokenId } from "./adapter";
 
@@ -151,7 +151,7 @@ export function explicitHeadDim(hf: HfConfig, dModel: number, nHeads: number): n
  * num_key_value_heads, head_dim, intermediate_size, rms_norm_eps, rope_theta, hidden_act …): RMSNorm before each
  * sublayer, full rotary, gated MLP, scale head_dim^-0.5, full causal attention. Families override what differs.
  */
-export function llamaLikeDims(hf: HfConfig, family: FamilyName, act: Activation = activation(hf, "hidden_act", family)): ModelDims {
+export function llamaLikeDims(hf: HfConfig, family: string, act: Activation = activation(hf, "hidden_act", family)): ModelDims {
   const { dModel, nHeads, nKvHeads } = attentionHeads(hf);
   const dHead = explicitHeadDim(hf, dModel, nHeads);
   const nLayers = posInt(hf, "num_hidden_layers");

@@ -33,8 +33,8 @@ function copyNorm(n: NormParams): NormParams {
   return { w: n.w.clone(), b: n.b?.clone() };
 }
 
-export const stablelm: FamilyAdapter = {
-  family: "stable-lm",
+export const stablelm = {
+  family: "stable-lm" as const,
   aliases: ["stablelm", "stable_lm", "StableLmForCausalLM", "StableLmModel"],
   configKeys: [
     "vocab_size", "intermediate_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
@@ -89,4 +89,4 @@ export const stablelm: FamilyAdapter = {
     const wE = r.tensor2d("embed_tokens.weight", c.dVocab, d);
     return { wE, layers, lnFinal: norm1d(r, "norm", d, true), wU: unembed(r, c, "lm_head.weight", wE) };
   },
-};
+} satisfies FamilyAdapter;

@@ -173,6 +173,32 @@ describe("hooks and edits on both engines", () => {
   });
 });
 
+test("the batched sweep (several heads per forward, clean prefix reused) equals single ablations exactly, zero and mean", async (t) => {
+  if (!ortAvailable) return t.skip(engineReport());
+  const model = await HookedAutoModel.fromPretrained(hfFixture("llama"), { engine: "ort" });
+  try {
+    const tools = new AttentionTools(model);
+    const rows = [INPUT_IDS[0].slice(0, 10), INPUT_IDS[1].slice(0, 10)];
+    assert.ok(model.ablationBatches(rows), "the onnxruntime engine offers batched ablations");
+    const before = tf.memory().numTensors;
+    for (const mode of ["zero", "mean"] as const) {
+      const sweep = tools.headAblationSweep(rows, { mode });
+      for (let l = 0; l < model.cfg.nLayers; l++) {
+        for (let h = 0; h < model.cfg.nHeads; h++) {
+          const single = tools.withAblatedHead(l, h, mode === "mean" ? { mode, reference: rows } : {}, () => model.loss(rows));
+          assert.equal(sweep.ablated[l][h], single, `${mode} L${l}H${h}`);
+        }
+      }
+    }
+    assert.equal(tf.memory().numTensors, before);
+    const hook = model.addHook("hook_embed", () => undefined);
+    assert.equal(model.ablationBatches(rows), null, "with a hook attached the batched path (which applies no hooks) is not offered");
+    hook.remove();
+  } finally {
+    model.dispose();
+  }
+});
+
 describe("selection", () => {
   test("an unknown ModelDims field with a value sends the model to TF.js, naming the field; absent-valued ones do not", () => {
     const dims = new HookedAutoConfig({ name: "llama", hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 4, intermediate_size: 64, vocab_size: 50 }).dims;

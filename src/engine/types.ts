@@ -16,6 +16,11 @@ export interface EngineModel {
   readonly params: ModelParams;
   /** The edit ledger, when the model has one: a per-layer counter bumped by every weight edit. */
   readonly edits?: { layerVersion(layer: number): number };
+  /**
+   * The weights live in TF.js's cpu storage (a model too big for the wasm heap): an engine should read them in
+   * place rather than copy them (onnxruntime: weights as graph inputs instead of initializers).
+   */
+  readonly weightsAsInputs?: boolean;
 }
 
 /** One forward pass: token rows, the hooks attached, and what to cache. */
@@ -39,6 +44,13 @@ export interface RunRequest {
 export interface Runner {
   /** Logits `[batch, pos, vocab]`, owned by the caller. */
   run(req: RunRequest): tf.Tensor3D;
+  /**
+   * Batched head ablations with the clean prefix reused (sweeps); absent when the engine has no faster way than
+   * one hooked forward per head.
+   */
+  ablationBatches?(rows: number[][]): {
+    runLayer(layer: number, heads: { head: number; fill?: Float32Array }[], each: (i: number, logits: tf.Tensor3D) => void): void;
+  };
   /** Frees what the runner holds (sessions, copies of weights). */
   dispose(): void;
 }

@@ -21,6 +21,7 @@ import { HookedAutoConfig } from "./config";
 import { ModelEdits } from "./edits";
 import { type HookFn, type HookHandle, type HookPointInfo, HookRegistry, type HookSpec, type HookTarget, hookPointsFor } from "./hooks";
 import { initParams } from "./init";
+import { checkModelFits } from "./size";
 import { loadPretrained, type PretrainedOptions } from "./load";
 import { disposeParams, tidyParams } from "./params";
 import { idsFromTensor, type ModelInput, validateIds } from "./input";
@@ -86,7 +87,7 @@ export class HookedAutoModel {
     requireBackend("new HookedAutoModel");
     this.engineChoice = checkEngineChoice(options.engine);
     const seed = options.seed ?? 0;
-    this.params = params ?? tidyParams(() => initParams(this.cfg, seed));
+    this.params = params ?? this.randomParams(seed);
     this.edits = new ModelEdits(this.hooks, () => this.params);
     this.source = source ?? `random(seed=${seed})`;
     this.tokenizer = options.tokenizer ?? null;
@@ -263,6 +264,38 @@ export class HookedAutoModel {
     if (this.disposed) fail("this model was disposed");
   }
 
+  /**
+   * @internal Head ablations in batches for sweeps: the engine runs the clean pass once and then, per layer,
+   * several ablated heads per forward (one batch row group each) from the clean residual entering that layer.
+   * Null when the engine has no such path or any hook is attached (the batched path applies no hooks).
+   */
+  ablationBatches(rows: number[][]): ReturnType<NonNullable<Runner["ablationBatches"]>> | null {
+    const runner = this.engineState().runner;
+    if (!runner.ablationBatches || this.hookCount > 0) return null;
+    requireBackend("an ablation sweep");
+    return runner.ablationBatches(rows);
+  }
+
+  /** @internal The weights live in TF.js's cpu storage (see randomParams): engines read them in place. */
+  weightsAsInputs = false;
+
+  /**
+   * Random init. A model too big for the wasm heap that will run on onnxruntime is made on TF.js's cpu backend:
+   * its weights are plain JS memory (bounded by the machine), which the engine feeds to onnxruntime without a
+   * copy; tf ops on them (a merge) move only what they touch into the active backend.
+   */
+  private randomParams(seed: number): ModelParams {
+    const make = () => tidyParams(() => initParams(this.cfg, seed));
+    if (tf.getBackend() !== "wasm" || engineFor(this.cfg, undefined, this.engineChoice).engine.name !== "ort") return make();
+    try {
+      checkModelFits(this.cfg, "the wasm heap");
+      return make();
+    } catch {
+      this.weightsAsInputs = true;
+      return onCpuBackend(make);
+    }
+  }
+
   /** The engine running this model ("ort" or "tfjs"); chosen on first use. */
   get engine(): EngineName {
     return this.engineState().engine.name;
@@ -323,6 +356,21 @@ export class HookedAutoModel {
     }
     if (state.cache && state.cacheFilter?.(name)) state.cache.record(name, out); // copied out of the backend now
     return out;
+  }
+}
+
+/**
+ * Runs fn with TF.js's cpu backend active (tensors it makes live in JS memory), then switches back. Both
+ * backends are registered and initialised, so each switch completes synchronously (the promise is a formality).
+ */
+function onCpuBackend<T>(fn: () => T): T {
+  const previous = tf.getBackend();
+  void tf.setBackend("cpu");
+  if (tf.getBackend() !== "cpu") fail("could not switch to TF.js's cpu backend synchronously to hold the weights");
+  try {
+    return fn();
+  } finally {
+    void tf.setBackend(previous);
   }
 }
 

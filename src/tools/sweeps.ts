@@ -114,6 +114,21 @@ export function prepareSweep(model: HookedAutoModel, input: ModelInput, options:
   try {
     const clean = measure();
     const ablated = Array.from({ length: L }, () => new Array<number>(H).fill(NaN));
+    // The engine's batched path (several heads per forward, the clean prefix reused) when it has one.
+    const batches = model.ablationBatches(rows);
+    const batchedLayer = new Map<number, number[]>();
+    const runLayerBatched = (layer: number): number[] => {
+      const out = new Array<number>(H).fill(NaN);
+      const meanRows = means ? ((means.get(layer) as tf.Tensor2D).dataSync() as Float32Array) : null; // [head, d_head]
+      const dh = model.cfg.dHead;
+      const heads = Array.from({ length: H }, (_, head) => ({ head, fill: meanRows?.slice(head * dh, (head + 1) * dh) }));
+      batches!.runLayer(layer, heads, (i, logits) => {
+        const v = tf.tidy(() => metricFn(logits, rows) as unknown as tf.TensorContainer) as unknown;
+        if (typeof v !== "number" || Number.isNaN(v)) fail(`headAblationSweep: the metric must return a number, got ${show(v)}`);
+        out[heads[i].head] = v;
+      });
+      return out;
+    };
     // One display updated in place where the host shows progress (the kernel does); nothing elsewhere.
     const bar = startProgress(`head ablation sweep (${mode}, ${L}×${H} heads)`, L * H);
     let done = 0;
@@ -130,6 +145,12 @@ export function prepareSweep(model: HookedAutoModel, input: ModelInput, options:
       step: (i) => {
         const layer = Math.floor(i / H);
         const head = i % H;
+        if (batches) {
+          // All heads of a layer in one batched run from the clean prefix; the other steps read the results.
+          if (head === 0 || !batchedLayer.has(layer)) batchedLayer.set(layer, runLayerBatched(layer));
+          ablated[layer][head] = batchedLayer.get(layer)![head];
+          return;
+        }
         const meanZ = means ? headRow(means.get(layer) as tf.Tensor2D, head) : null;
         ablated[layer][head] = scoped(installAblation(model, layer, head, mode, meanZ), measure);
       },

@@ -25,10 +25,17 @@ function values(t: tf.Tensor): Float32Array {
 /** A builder for one stage: the graph plus helpers named after the tf components they mirror. */
 class Emitter {
   readonly g = new Graph();
-  constructor(readonly c: Readonly<ModelDims>) {}
+  constructor(
+    readonly c: Readonly<ModelDims>,
+    /** Weights as graph inputs fed from the tensors' own storage (no copy inside onnxruntime) instead of initializers. */
+    readonly weightsAsInputs = false,
+  ) {}
 
   w(name: string, t: tf.Tensor): string {
-    return this.g.init(name, t.shape, values(t));
+    if (!this.weightsAsInputs) return this.g.init(name, t.shape, values(t));
+    this.g.input(name, t.shape);
+    this.g.weightFeeds.set(name, { dims: t.shape, data: values(t) });
+    return name;
   }
 
   /** x [.., in] @ w [in, out] (+ b [out]). */
@@ -75,8 +82,8 @@ class Emitter {
 }
 
 /** Embeddings: token (times the embedding scale) plus learned positions. */
-export function emitEmbed(c: Readonly<ModelDims>, p: ModelParams): Graph {
-  const e = new Emitter(c);
+export function emitEmbed(c: Readonly<ModelDims>, p: ModelParams, weightsAsInputs = false): Graph {
+  const e = new Emitter(c, weightsAsInputs);
   const g = e.g;
   g.input("tokens", ["B", "T"], "int64");
   const D = c.dModel;
@@ -94,9 +101,13 @@ export function emitEmbed(c: Readonly<ModelDims>, p: ModelParams): Graph {
   return g;
 }
 
-/** One transformer block; its hook values are named `blocks.{l}.…`. */
-export function emitBlock(c: Readonly<ModelDims>, p: LayerParams, l: number): Graph {
-  const e = new Emitter(c);
+/**
+ * One transformer block; its hook values are named `blocks.{l}.…`. With `ablateZ`, the block takes two more
+ * inputs, `z_keep` [B, 1, head, 1] and `z_fill` [B, 1, head, d_head], and continues with z·keep + fill (a head
+ * ablation per batch row, the same float32 operations as the ablation hook).
+ */
+export function emitBlock(c: Readonly<ModelDims>, p: LayerParams, l: number, ablateZ = false, weightsAsInputs = false): Graph {
+  const e = new Emitter(c, weightsAsInputs);
   const g = e.g;
   const D = c.dModel;
   const n = (local: string) => `blocks.${l}.${local}`;
@@ -114,7 +125,11 @@ export function emitBlock(c: Readonly<ModelDims>, p: LayerParams, l: number): Gr
   const input = (x: string, np: NormParams, name: string) => (placement === "post" ? x : e.norm(x, np, name, n(`${name}.hook_normalized`)));
   const output = (y: string, np: NormParams | undefined, name: string, hook: string) =>
     g.op("Identity", [placement === "pre" ? y : e.norm(y, np!, name, n(`${name}.hook_normalized`))], [], n(hook), BTD);
-  const attnOut = output(attention(e, input(resid, p.ln1, "ln1"), p.attn, l), placement === "post" ? p.ln1 : p.ln1Post, "ln1_post", "hook_attn_out");
+  if (ablateZ) {
+    g.input("z_keep", ["B", 1, c.nHeads, 1]);
+    g.input("z_fill", ["B", 1, c.nHeads, c.dHead]);
+  }
+  const attnOut = output(attention(e, input(resid, p.ln1, "ln1"), p.attn, l, ablateZ), placement === "post" ? p.ln1 : p.ln1Post, "ln1_post", "hook_attn_out");
   const mlpOf = (x: string) => output(mlp(e, input(x, p.ln2, "ln2"), p.mlp, l), placement === "post" ? p.ln2 : p.ln2Post, "ln2_post", "hook_mlp_out");
   if (c.parallelResidual) {
     g.op("Add", [g.op("Add", [resid, attnOut]), mlpOf(resid)], [], n("hook_resid_post"), BTD);
@@ -172,7 +187,7 @@ function rotary(e: Emitter, x: string, heads: number, out: string): string {
 }
 
 /** Multi-head (grouped-query) causal self-attention, as components.attention. */
-function attention(e: Emitter, x: string, p: AttnParams, l: number): string {
+function attention(e: Emitter, x: string, p: AttnParams, l: number, ablateZ: boolean): string {
   const { g, c } = e;
   const { nHeads: H, nKvHeads: KV, dHead: dh, dModel: D } = c;
   const n = (local: string) => `blocks.${l}.${local}`;
@@ -202,7 +217,8 @@ function attention(e: Emitter, x: string, p: AttnParams, l: number): string {
   const pattern = g.op("Softmax", [scores], [{ name: "axis", i: -1 }], n("attn.hook_pattern"), ["B", H, "T", "T"]);
   const zh = g.op("MatMul", [pattern, vh]); // [B, H, T, dh]
   const z = g.op("Transpose", [zh], [{ name: "perm", ints: [0, 2, 1, 3] }], n("attn.hook_z"), ["B", "T", H, dh]);
-  const flat = g.op("Reshape", [z, g.i64([0, 0, H * dh])]);
+  const zUsed = ablateZ ? g.op("Add", [g.op("Mul", [z, "z_keep"]), "z_fill"]) : z;
+  const flat = g.op("Reshape", [zUsed, g.i64([0, 0, H * dh])]);
   return e.project(flat, w("wO", p.wO)!, w("bO", p.bO)); // [B, T, D]
 }
 
@@ -220,8 +236,8 @@ function mlp(e: Emitter, x: string, p: MlpParams, l: number): string {
 }
 
 /** Final norm and unembedding: logits [B, T, vocab]. */
-export function emitUnembed(c: Readonly<ModelDims>, p: ModelParams): Graph {
-  const e = new Emitter(c);
+export function emitUnembed(c: Readonly<ModelDims>, p: ModelParams, weightsAsInputs = false): Graph {
+  const e = new Emitter(c, weightsAsInputs);
   const g = e.g;
   g.input("resid_in", ["B", "T", c.dModel]);
   const normed = e.norm("resid_in", p.lnFinal, "ln_final", "ln_final.hook_normalized");

@@ -37,6 +37,8 @@ export class Graph {
   readonly inits = new Map<string, Initializer>();
   readonly inputs: ValueInfo[] = [];
   readonly dims = new Map<string, Dim[]>();
+  /** Weights passed as graph inputs instead of initializers (name → values), fed at every run without a copy. */
+  readonly weightFeeds = new Map<string, Initializer>();
   private k = 0;
 
   /** Adds a node; returns its output name (`out` when given, else a fresh one). */

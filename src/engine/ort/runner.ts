@@ -14,6 +14,12 @@ import { emitBlock, emitEmbed, emitUnembed, STAGE_OUT } from "./emit";
 import { type Graph, planSegments, type Segment, serialize } from "./graph";
 import { f32, i64, type OrtTensor, SyncSession } from "./session";
 
+/** Batched head ablations over a clean prefix (see OrtRunner.ablationBatches). */
+export interface AblationBatches {
+  /** Ablates each listed head of `layer` alone (z slot → 0, or → `fill` [d_head]); `each(i, logits)` per head. */
+  runLayer(layer: number, heads: { head: number; fill?: Float32Array }[], each: (i: number, logits: tf.Tensor3D) => void): void;
+}
+
 interface Compiled {
   parts: { seg: Segment; session: SyncSession; fetchAlways: Set<string> }[];
 }
@@ -23,13 +29,15 @@ const MAX_VARIANTS = 3;
 
 class Stage {
   private refs: unknown[] = [];
+  /** Weights fed as inputs (views of the tensors' storage), when the model keeps them outside onnxruntime. */
+  weightFeeds: Record<string, OrtTensor> = {};
   private readonly variants = new Map<string, Compiled>();
   readonly order: Map<string, number>;
 
   constructor(
     readonly points: string[],
     readonly layer: number | null,
-    private readonly build: () => Graph,
+    private readonly build: (ablateZ: boolean) => Graph,
     private readonly current: () => unknown[],
   ) {
     this.order = new Map(points.map((p, i) => [p, i]));
@@ -43,9 +51,9 @@ class Stage {
     this.refs = now;
   }
 
-  compiled(cuts: string[], declareAll: boolean): Compiled {
+  compiled(cuts: string[], declareAll: boolean, ablateZ = false): Compiled {
     this.checkWeights();
-    const key = `${cuts.join(",")}|${declareAll ? "all" : "plain"}`;
+    const key = `${cuts.join(",")}|${declareAll ? "all" : "plain"}${ablateZ ? "|ablate" : ""}`;
     const hit = this.variants.get(key);
     if (hit) {
       this.variants.delete(key); // most recently used last
@@ -58,7 +66,7 @@ class Stage {
       this.variants.delete(oldest);
     }
     // The graph (with copies of the weights) lives only while its sessions are made.
-    const g = this.build();
+    const g = this.build(ablateZ);
     const made = new Set(g.nodes.map((n) => n.output));
     const missing = this.points.filter((p) => !made.has(p));
     if (missing.length) throw new Error(`the ONNX graph of this stage lacks the hook points ${missing.join(", ")} (the emitter and hookPointsFor disagree)`);
@@ -71,6 +79,7 @@ class Stage {
     });
     const c = { parts };
     this.variants.set(key, c);
+    this.weightFeeds = Object.fromEntries([...g.weightFeeds].map(([n, w]) => [n, f32(w.data as Float32Array, w.dims)]));
     return c;
   }
 
@@ -97,15 +106,16 @@ export class OrtRunner implements Runner {
     const c = (this.c = model.cfg);
     const names = hookPointsFor(c).map((p) => p.name);
     const p = () => model.params;
+    const asInputs = model.weightsAsInputs ?? false;
     const version = (l: number) => model.edits?.layerVersion(l) ?? 0;
     const embedNames = names.filter((n) => n === "hook_embed" || n === "hook_pos_embed");
     this.stages = [
-      new Stage(embedNames, null, () => emitEmbed(c, p()), () => [p().wE, p().wPos]),
+      new Stage(embedNames, null, () => emitEmbed(c, p(), asInputs), () => [p().wE, p().wPos]),
       ...Array.from({ length: c.nLayers }, (_, l) => {
         const prefix = `blocks.${l}.`;
-        return new Stage(names.filter((n) => n.startsWith(prefix)), l, () => emitBlock(c, p().layers[l], l), () => [version(l), ...leaves(p().layers[l])]);
+        return new Stage(names.filter((n) => n.startsWith(prefix)), l, (ablateZ) => emitBlock(c, p().layers[l], l, ablateZ, asInputs), () => [version(l), ...leaves(p().layers[l])]);
       }),
-      new Stage(["ln_final.hook_normalized"], null, () => emitUnembed(c, p()), () => [p().wU, p().bU, ...leaves(p().lnFinal)]),
+      new Stage(["ln_final.hook_normalized"], null, () => emitUnembed(c, p(), asInputs), () => [p().wU, p().bU, ...leaves(p().lnFinal)]),
     ];
   }
 
@@ -126,13 +136,67 @@ export class OrtRunner implements Runner {
     return tf.tensor3d(logits.data as Float32Array, logits.dims as [number, number, number]);
   }
 
+  /**
+   * Head ablations in batches, for sweeps: one clean pass keeps the residual stream entering every block; then
+   * `runLayer` runs the blocks from `layer` on with one batch row group per ablated head (the clean prefix below
+   * the layer is reused) and hands each head's logits `[batch, pos, vocab]` to `each` (owned by the caller of
+   * `each` only during the call). Hooks are not applied: the caller uses it only on a model without hooks.
+   */
+  ablationBatches(rows: number[][]): AblationBatches {
+    const [B, T] = [rows.length, rows[0].length];
+    const none: RunRequest = { rows, hooksAt: () => undefined, caches: () => false, cache: null, record: () => {}, point: (_n, _l, x) => x };
+    const feeds: Record<string, OrtTensor> = { tokens: i64(BigInt64Array.from(rows.flat(), BigInt), [B, T]) };
+    if (this.c.positional === "learned") feeds.positions = i64(BigInt64Array.from({ length: T }, (_, t) => BigInt(t)), [T]);
+    const residIn: OrtTensor[] = [this.runStage(this.stages[0], feeds, none)];
+    const inputs = this.blockInputs(T);
+    const blockFeeds = (l: number, x: OrtTensor): Record<string, OrtTensor> => {
+      const m = inputs.masks.get(String(this.c.windows[l]))!;
+      return { resid_in: x, mask_keep: m.keep, mask_fill: m.fill, ...(inputs.rotary.length ? inputs.rotary[l] : {}) };
+    };
+    for (let l = 0; l < this.c.nLayers - 1; l++) residIn.push(this.runStage(this.stages[l + 1], blockFeeds(l, residIn[l]), none));
+    const { nHeads: H, dHead: dh, dVocab: V } = this.c;
+    return {
+      runLayer: (layer, heads, each) => {
+        const n = heads.length;
+        const D = this.c.dModel;
+        const x0 = residIn[layer].data as Float32Array; // [B, T, D]
+        const tiled = new Float32Array(n * x0.length);
+        for (let i = 0; i < n; i++) tiled.set(x0, i * x0.length);
+        const keep = new Float32Array(n * B * H).fill(1); // [n·B, 1, H, 1]
+        const fill = new Float32Array(n * B * H * dh); // [n·B, 1, H, dh]
+        heads.forEach(({ head, fill: f }, i) => {
+          for (let b = 0; b < B; b++) {
+            const row = i * B + b;
+            keep[row * H + head] = 0;
+            if (f) fill.set(f, (row * H + head) * dh);
+          }
+        });
+        const ablate = this.stages[layer + 1].compiled([], false, true);
+        let x: OrtTensor = f32(tiled, [n * B, T, D]);
+        const f = { ...blockFeeds(layer, x), ...this.stages[layer + 1].weightFeeds, z_keep: f32(keep, [n * B, 1, H, 1]), z_fill: f32(fill, [n * B, 1, H, dh]) };
+        x = ablate.parts[0].session.run(f, [STAGE_OUT])[STAGE_OUT];
+        for (let l = layer + 1; l < this.c.nLayers; l++) x = this.runStage(this.stages[l + 1], blockFeeds(l, x), none);
+        const logits = this.runStage(this.stages[this.c.nLayers + 1], { resid_in: x }, none).data as Float32Array; // [n·B, T, V]
+        const per = B * T * V;
+        for (let i = 0; i < n; i++) {
+          const t = tf.tensor3d(logits.subarray(i * per, (i + 1) * per), [B, T, V]);
+          try {
+            each(i, t);
+          } finally {
+            t.dispose();
+          }
+        }
+      },
+    };
+  }
+
   /** One stage: its segments in order, hooks applied at each cut, cached points recorded. */
   private runStage(stage: Stage, feeds: Record<string, OrtTensor>, req: RunRequest): OrtTensor {
     const cuts = stage.points.filter((p) => (req.hooksAt(p)?.length ?? 0) > 0);
     const cached = req.cache ? stage.points.filter((p) => req.caches(p)) : [];
     const wantCache = new Set(cached.filter((p) => !cuts.includes(p)));
     const { parts } = stage.compiled(cuts, cached.length > 0);
-    const values: Record<string, OrtTensor> = { ...feeds };
+    const values: Record<string, OrtTensor> = { ...feeds, ...stage.weightFeeds };
     for (const { seg, session, fetchAlways } of parts) {
       const f: Record<string, OrtTensor> = {};
       for (const v of seg.inputs) f[v] = values[v];

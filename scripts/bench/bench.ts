@@ -2,9 +2,11 @@
  * `npm run bench`: speed and memory of the hooked model, side by side with the engines a user could pick
  * instead, in one run, on identical deterministic weights at GPT-2-small dimensions (issue 7).
  *
- *   ours      HookedAutoModel.forward and runWithCache (all hook points) on the chosen tfjs backend
- *   ORT       the same forward as an ONNX graph (src/bench/onnx.ts) in onnxruntime-node, in a child process
- *   PyTorch   the same forward in plain torch ops (src/bench/torch_gpt2.py), Debian python3-torch
+ *   ours      HookedAutoModel.forward and runWithCache (all hook points) on each engine: the onnxruntime engine
+ *             (ARRAKIS_ORT_THREADS, default 1 here, so it compares with PyTorch on 1 thread) and TF.js
+ *   ORT       the same forward as one plain ONNX graph (scripts/bench/onnx.ts) in onnxruntime-node, in a child process
+ *   PyTorch   the same forward in plain torch ops (scripts/bench/torch_gpt2.py), Debian python3-torch: 1 thread,
+ *             default threads, all cores
  *
  * Each row: warm-up, then the median of N timed runs (min and max beside it), GFLOP/s from the matmul FLOPs
  * of the computation (the same count for every engine, so the ratios are time ratios), ours/peer, the
@@ -13,7 +15,7 @@
  * (ours, ORT, PyTorch, ... for each repetition), so load from other work on the machine hits them alike. Then: a head-ablation sweep at 64 tokens, runWithCache at 1,024 tokens (memory), and the time
  * from kernel start to the first rendered heatmap. Never used by tests: timings are printed, not asserted.
  *
- *   npm run bench [-- --reps 5 --tokens 32,128,512 --skip profile,ort,torch,sweep,memory,kernel]
+ *   npm run bench [-- --reps 5 --tokens 32,128,512 --skip tfjs,profile,ort,torch,sweep,memory,kernel]
  *   ARRAKIS_WASM_THREADS=0 npm run bench     (single-threaded wasm)
  */
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
@@ -21,10 +23,11 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { backendReport, initBackend, wasmThreads } from "../backend";
-import { SafetensorsFile, writeSafetensors, type TensorToWrite } from "../io/safetensors";
-import { HookedAutoConfig } from "../model/config";
-import { HookedAutoModel } from "../model/hooked-model";
+import { backendReport, initBackend, wasmThreads } from "../../src/backend";
+import { engineName, engineReport } from "../../src/engine/engine";
+import { SafetensorsFile, writeSafetensors, type TensorToWrite } from "../../src/io/safetensors";
+import { HookedAutoConfig } from "../../src/model/config";
+import { HookedAutoModel } from "../../src/model/hooked-model";
 import { gpt2Onnx } from "./onnx";
 
 const GPT2_SMALL = { name: "gpt2", n_layer: 12, n_head: 12, n_embd: 768, vocab_size: 50257, n_positions: 1024 };
@@ -50,7 +53,7 @@ function parseArgs(argv: string[]): Options {
     if (flag === "--reps") o.reps = Math.max(1, Number(value()) | 0);
     else if (flag === "--tokens") o.tokens = value().split(",").map(Number).filter((t) => t > 0 && t <= 1024);
     else if (flag === "--skip") value().split(",").forEach((s) => o.skip.add(s.trim()));
-    else throw new Error(`unknown argument ${argv[i]} (expected --reps N, --tokens 32,128,512, --skip profile,ort,torch,sweep,memory,kernel)`);
+    else throw new Error(`unknown argument ${argv[i]} (expected --reps N, --tokens 32,128,512, --skip tfjs,profile,ort,torch,sweep,memory,kernel)`);
   }
   return o;
 }
@@ -146,6 +149,8 @@ class Peer {
   info: Record<string, unknown> = {};
   peakRss = 0;
   readonly ms = new Map<number, number[]>();
+  /** CPU time of each recorded run (the peer's process), when it reports it. */
+  readonly cpu = new Map<number, number[]>();
 
   constructor(readonly name: string, cmd: string, args: string[]) {
     this.child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
@@ -197,6 +202,7 @@ class Peer {
     const a = await this.ask({ run: T });
     this.peakRss = Math.max(this.peakRss, Number(a.peak_rss) || 0);
     if (record) this.ms.set(T, [...(this.ms.get(T) ?? []), Number(a.ms)]);
+    if (record && a.cpu_ms !== undefined) this.cpu.set(T, [...(this.cpu.get(T) ?? []), Number(a.cpu_ms)]);
   }
 
   async logits(T: number): Promise<Float32Array> {
@@ -308,6 +314,8 @@ async function main(): Promise<void> {
   if (argv[0] === "--child-ort") return childOrt(argv.slice(1));
   const opts = parseArgs(argv);
   const startLoad = load();
+  // Our onnxruntime engine on one thread unless asked otherwise: the goals compare it with PyTorch on one thread.
+  process.env.ARRAKIS_ORT_THREADS ??= "1";
   const backendName = await initBackend();
 
   const cpus = os.cpus();
@@ -322,7 +330,9 @@ async function main(): Promise<void> {
 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "arrakis-bench-"));
   try {
-    const model = new HookedAutoModel(new HookedAutoConfig(GPT2_SMALL), { seed: SEED });
+    const model = new HookedAutoModel(new HookedAutoConfig(GPT2_SMALL), { seed: SEED, engine: "tfjs" });
+    const ortModel = engineName() === "ort" ? new HookedAutoModel(new HookedAutoConfig(GPT2_SMALL), { seed: SEED, engine: "ort" }) : null;
+    if (!ortModel) console.log(`our onnxruntime engine: not available (${engineReport()})`);
     const c = model.cfg;
     console.log(`model: GPT-2-small dims (${c.nLayers} layers, ${c.nHeads} heads, d_model ${c.dModel}, vocab ${c.dVocab}), random weights seed ${SEED}, batch 1\n`);
 
@@ -343,6 +353,7 @@ async function main(): Promise<void> {
     };
     if (!opts.skip.has("ort")) await start(new Peer("onnxruntime-node forward", process.execPath, [...selfArgs(), "--child-ort", weightsFile, tmp]));
     if (!opts.skip.has("torch")) {
+      await start(new Peer("PyTorch forward (1 thread)", PYTHON, [path.join(__dirname, "torch_gpt2.py"), weightsFile, tmp, "1"]));
       await start(new Peer("PyTorch forward (default threads)", PYTHON, [path.join(__dirname, "torch_gpt2.py"), weightsFile, tmp, "0"]));
       if (peers.some((p) => p.name.startsWith("PyTorch"))) await start(new Peer(`PyTorch forward (${cpus.length} threads)`, PYTHON, [path.join(__dirname, "torch_gpt2.py"), weightsFile, tmp, String(cpus.length)]));
     }
@@ -356,6 +367,16 @@ async function main(): Promise<void> {
     // when the cores are busy): a few forwards before any timing, so the rows measure optimised code.
     const jitWarm = tokenIds(32, c.dVocab);
     for (let i = 0; i < 3; i++) model.forward(jitWarm).dispose();
+    const ortLabel = `ours (onnxruntime engine, ${process.env.ARRAKIS_ORT_THREADS} thr)`;
+    const ortMs = new Map<number, number[]>();
+    const ortCpu = new Map<number, number[]>();
+    /** CPU milliseconds of this process while fn runs (onnxruntime on one thread runs on the calling thread). */
+    const cpuMs = (fn: () => void): number => {
+      const c0 = process.cpuUsage();
+      fn();
+      const d = process.cpuUsage(c0);
+      return (d.user + d.system) / 1000;
+    };
 
     const rows: Row[] = [];
     const ours = new Map<number, { s: Stats; logits: Float32Array }>();
@@ -364,23 +385,37 @@ async function main(): Promise<void> {
       const ids = tokenIds(T, c.dVocab);
       const ourMs: number[] = [];
       const ourRun = (record: boolean) => {
+        if (record && opts.skip.has("tfjs")) return; // TF.js engine not timed (it still gives the reference logits)
         const t0 = performance.now();
         model.forward(ids).dispose();
         if (record) ourMs.push(performance.now() - t0);
       };
+      const ortRun = (record: boolean) => {
+        if (!ortModel) return;
+        const t0 = performance.now();
+        const c = cpuMs(() => ortModel.forward(ids).dispose());
+        if (record) ortMs.set(T, [...(ortMs.get(T) ?? []), performance.now() - t0]);
+        if (record) ortCpu.set(T, [...(ortCpu.get(T) ?? []), c]);
+      };
       ourRun(false); // warm-up (XNNPACK packs each weight matrix on first use)
+      ortRun(false); // warm-up (sessions are made on first use)
       for (const p of peers) await p.run(T, false);
       for (let r = 0; r < opts.reps; r++) {
         // Rotate who goes first, so no engine always runs right after the same neighbour.
-        const turn: (() => Promise<void> | void)[] = [() => ourRun(true), ...peers.map((p) => () => p.run(T, true))];
+        const turn: (() => Promise<void> | void)[] = [() => ourRun(true), () => ortRun(true), ...peers.map((p) => () => p.run(T, true))];
         for (let i = 0; i < turn.length; i++) await turn[(i + r) % turn.length]();
       }
       const logits = model.forward(ids);
       const mine = logits.dataSync() as Float32Array;
       logits.dispose();
-      const s = stats(ourMs);
+      const s = opts.skip.has("tfjs") ? stats(ortMs.get(T) ?? [NaN]) : stats(ourMs);
       ours.set(T, { s, logits: mine });
-      rows.push({ engine: `${label} forward`, T, s, flops: forwardFlops(T, model), rss: peakRss() });
+      if (!opts.skip.has("tfjs")) rows.push({ engine: `${label} forward`, T, s, flops: forwardFlops(T, model), rss: peakRss() });
+      if (ortModel) {
+        const y = ortModel.forward(ids);
+        rows.push({ engine: `${ortLabel} forward`, T, s: stats(ortMs.get(T)!), flops: forwardFlops(T, model), ratio: s.median / stats(ortMs.get(T)!).median, diff: maxAbsDiff(mine, y.dataSync()), rss: peakRss() });
+        y.dispose();
+      }
       for (const p of peers) {
         try {
           const ps = stats(p.ms.get(T) ?? []);
@@ -392,14 +427,30 @@ async function main(): Promise<void> {
       console.log(`${T} tokens done (load ${load()})`);
     }
     for (const p of peers) p.close();
+    const cpuRows: string[] = [];
     for (const T of opts.tokens) {
       const ids = tokenIds(T, c.dVocab);
-      const s = time(() => {
+      const s = opts.skip.has("tfjs") ? ours.get(T)!.s : time(() => {
         const { logits, cache } = model.runWithCache(ids);
         logits.dispose();
         cache.dispose();
       }, opts.reps);
-      rows.push({ engine: `${label} runWithCache (all ${model.hookNames.length} hooks)`, T, s, flops: forwardFlops(T, model), ratio: s.median / ours.get(T)!.s.median, rss: peakRss() });
+      if (!opts.skip.has("tfjs")) rows.push({ engine: `${label} runWithCache (all ${model.hookNames.length} hooks)`, T, s, flops: forwardFlops(T, model), ratio: s.median / ours.get(T)!.s.median, rss: peakRss() });
+      if (ortModel) {
+        const cacheCpu: number[] = [];
+        const so = time(() => {
+          cacheCpu.push(
+            cpuMs(() => {
+              const { logits, cache } = ortModel.runWithCache(ids);
+              logits.dispose();
+              cache.dispose();
+            }),
+          );
+        }, opts.reps);
+        cpuRows.push(`  CPU time at ${T} tokens: onnxruntime engine forward ${stats(ortCpu.get(T) ?? [NaN]).median.toFixed(0)} ms, runWithCache (all hooks) ${stats(cacheCpu.slice(1)).median.toFixed(0)} ms; ` +
+          peers.filter((p) => p.cpu.has(T)).map((p) => `${p.name} ${stats(p.cpu.get(T)!).median.toFixed(0)} ms`).join(", "));
+        rows.push({ engine: `${ortLabel} runWithCache (all hooks)`, T, s: so, flops: forwardFlops(T, model), ratio: so.median / stats(ortMs.get(T)!).median, rss: peakRss() });
+      }
     }
     console.log(`runWithCache done (load ${load()}); wasm heap ${fmtGB(wasmHeapBytes())}`);
     if (!opts.skip.has("profile")) await profileRows(model, 128);
@@ -411,10 +462,17 @@ async function main(): Promise<void> {
     if (torchBest && o128) {
       console.log(`  at 128 tokens: ours ${o128.s.median.toFixed(0)} ms vs fastest PyTorch ${torchBest.s.median.toFixed(0)} ms → ours/PyTorch ${(o128.s.median / torchBest.s.median).toFixed(2)} (${o128.s.median <= torchBest.s.median ? "not slower" : "slower"})`);
     }
+    const torch1 = rows.find((r) => r.engine.startsWith("PyTorch forward (1 thread)") && r.T === 128);
+    const ort128 = rows.find((r) => r.engine === `${ortLabel} forward` && r.T === 128);
+    const ortCache128 = rows.find((r) => r.engine === `${ortLabel} runWithCache (all hooks)` && r.T === 128);
+    if (torch1 && ort128 && ortCache128) {
+      console.log(`  at 128 tokens, onnxruntime engine / PyTorch 1 thread: forward ${(ort128.s.median / torch1.s.median).toFixed(2)} (goal <= 0.75), runWithCache with every hook ${(ortCache128.s.median / torch1.s.median).toFixed(2)} (goal <= 1.0)`);
+    }
+    if (cpuRows.length) console.log(["CPU time (median; robust to other load on the machine, the fairest comparison of 1-thread engines):", ...cpuRows].join("\n"));
     console.log(`  ours/peer = our forward median / the peer's median at the same length (< 1: we are faster); for runWithCache rows, runWithCache / our forward`);
     console.log(`  GFLOP/s counts the matmuls of the computation (${(forwardFlops(128, model) / 1e9).toFixed(1)} GFLOP at 128 tokens), the same for every engine`);
 
-    if (!opts.skip.has("sweep")) await sweepRows(model);
+    if (!opts.skip.has("sweep")) await sweepRows(ortModel ?? model);
     if (!opts.skip.has("memory")) memoryRow(model);
     model.dispose();
     if (!opts.skip.has("kernel")) await kernelRow(tmp);
@@ -491,16 +549,29 @@ async function sweepRows(model: HookedAutoModel): Promise<void> {
   model.forward(ids).dispose(); // warm-up at this length
   let tools: { AttentionTools?: new (m: HookedAutoModel) => SweepLike } = {};
   try {
-    tools = require("../tools/attention");
+    tools = require("../../src/tools/attention");
   } catch {
     /* not written yet */
   }
   if (tools.AttentionTools) {
     const attention = new tools.AttentionTools(model);
-    const t0 = performance.now();
+    const cpu = () => {
+      const u = process.cpuUsage();
+      return (u.user + u.system) / 1000;
+    };
+    const fwdCpu: number[] = [];
+    const fwdMs: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const [t, c] = [performance.now(), cpu()];
+      model.forward(ids).dispose();
+      fwdMs.push(performance.now() - t);
+      fwdCpu.push(cpu() - c);
+    }
+    const [t0, c0] = [performance.now(), cpu()];
     attention.headAblationSweep(ids);
-    const ms = performance.now() - t0;
-    console.log(`  attention.headAblationSweep (zero ablation, loss metric): ${(ms / 1000).toFixed(1)} s for ${L * H + 1} forwards (${(ms / (L * H + 1)).toFixed(0)} ms each, incl. the loss)`);
+    const [ms, cms] = [performance.now() - t0, cpu() - c0];
+    const [fm, fc] = [stats(fwdMs).median, stats(fwdCpu).median];
+    console.log(`  attention.headAblationSweep (zero ablation, loss metric, ${L * H} heads): ${(ms / 1000).toFixed(1)} s wall = ${(ms / fm).toFixed(0)} plain forwards (${fm.toFixed(0)} ms each); CPU ${(cms / 1000).toFixed(1)} s = ${(cms / fc).toFixed(0)} forwards' CPU (${fc.toFixed(0)} ms each)`);
     return;
   }
   // Until the attention tools exist: the same work by hand, a zeroing hook on hook_z per head.

@@ -40,9 +40,14 @@ export interface MemoryLimit {
 export function modelSize(c: ModelDims): ModelSize {
   const q = c.nHeads * c.dHead;
   const kv = c.nKvHeads * c.dHead;
-  const biases = c.normKind === "layernorm";
-  const normSize = biases ? 2 * c.dModel : c.dModel;
-  const attn = c.dModel * q + 2 * c.dModel * kv + q * c.dModel + (biases ? q + 2 * kv + c.dModel : 0);
+  const olmo = c.family === "olmo"; // LayerNorm without parameters, and no biases
+  const biases = c.normKind === "layernorm" && !olmo;
+  const normSize = olmo ? 0 : biases ? 2 * c.dModel : c.dModel;
+  // Projection biases of the LayerNorm families: GPT-Neo has none on q/k/v, StableLM none on o (its q/k/v ones
+  // follow use_qkv_bias, counted here).
+  const qkvBias = biases && c.family !== "gpt-neo" ? q + 2 * kv : 0;
+  const oBias = biases && c.family !== "stable-lm" ? c.dModel : 0;
+  const attn = c.dModel * q + 2 * c.dModel * kv + q * c.dModel + qkvBias + oBias;
   const qkNorms = c.qkNorm || c.qkRmsNorm === "projection" ? q + kv : c.qkRmsNorm === "head" ? 2 * c.dHead : 0;
   const mlp = (c.gatedMlp ? 3 : 2) * c.dModel * c.dMlp + (biases && !c.gatedMlp ? c.dMlp + c.dModel : 0);
   // StableLM's parallel block and Phi store one input norm per layer (the MLP reads a copy of it).
@@ -53,7 +58,7 @@ export function modelSize(c: ModelDims): ModelSize {
   const embed = c.dVocab * c.dModel + (c.positional === "learned" ? c.nCtx * c.dModel : 0);
   const unembed = (c.tiedEmbeddings ? 0 : c.dVocab * c.dModel) + (c.family === "phi" ? c.dVocab : 0); // Phi's lm_head has a bias
   const params = embed + c.nLayers * layer + normSize + unembed;
-  const matMul = c.nLayers * (attn - (biases ? q + 2 * kv + c.dModel : 0) + (c.gatedMlp ? 3 : 2) * c.dModel * c.dMlp) + c.dVocab * c.dModel;
+  const matMul = c.nLayers * (attn - qkvBias - oBias + (c.gatedMlp ? 3 : 2) * c.dModel * c.dMlp) + c.dVocab * c.dModel;
   const tiedCopy = c.tiedEmbeddings ? c.dVocab * c.dModel : 0;
   return { params, bytes: 4 * params, heldBytes: 4 * (params + tiedCopy), matMulBytes: 4 * matMul };
 }

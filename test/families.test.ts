@@ -1,5 +1,6 @@
 /**
- * Parity of the seven issue-8 families (gpt-neo, gpt-neox, gemma, phi3, qwen2, mistral, stable-lm) with Hugging
+ * Parity of every family and RoPE variant (gpt-neo, gpt-neox, gemma, phi3, qwen2, mistral, stable-lm, then gemma2,
+ * gemma3, qwen3, olmo, olmo2, phi, llama with biases, and the linear/dynamic/yarn/llama3/longrope scalings) with Hugging
  * Face, without PyTorch: each family gets a tiny random checkpoint in HF's exact format (test/reference/
  * checkpoints.ts), and our model is compared with an independent float64 re-implementation of the HF modeling code
  * (test/reference/hf-reference.ts) that shares no code with src/model. The reference itself is first checked
@@ -7,7 +8,7 @@
  *
  * Two comparisons per family:
  * - teacher-forced, layer by layer: the reference layer is fed OUR float32 residual stream, so only one layer's
- *   float32 rounding separates the two; this is where the issue's tolerances are asserted strictly (patterns
+ *   float32 rounding separates the two; this is where the project's tolerances are asserted strictly (patterns
  *   ≤ 1e-5, z ≤ 1e-4, layer outputs / final norm / logits ≤ 1e-4, widened only by float32 rounding at the
  *   activation's magnitude: max(1e-4, 1e-5·max|reference|), which matters for Gemma alone, whose residual stream
  *   reaches ~70 through the √d embedding scale and the (1 + w) norms with w ≈ 1);
@@ -38,7 +39,7 @@ function maxAbs(a: ArrayLike<number>): number {
   return m;
 }
 
-/** The issue's absolute tolerance, widened only by float32 rounding at the reference's own magnitude. */
+/** The project's absolute tolerance (1e-4 logits, 1e-5 probabilities), widened only by float32 rounding at the reference's own magnitude. */
 function within(err: number, abs: number, rel: number, ref: ArrayLike<number>): boolean {
   return err <= Math.max(abs, rel * maxAbs(ref));
 }

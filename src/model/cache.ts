@@ -3,7 +3,7 @@
  *
  * Each activation is copied out of the backend as soon as it is made (a plain typed array + shape), and a
  * tensor is materialised only when `get(name)` asks for it. On the wasm backend this keeps the cache out of
- * the wasm heap, which is capped at 4 GiB and never shrinks (issue 7: caching every hook point of GPT-2 small
+ * the wasm heap, which is capped at 4 GiB and never shrinks (caching every hook point of GPT-2 small
  * at 1,024 tokens is ~1.9 GB, on top of the weights and one block's intermediates).
  */
 import * as tf from "@tensorflow/tfjs";

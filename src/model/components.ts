@@ -3,7 +3,7 @@
  * block, and reports its intermediate activations through `at(localName, tensor)`, which applies hooks and
  * caching and returns the (possibly replaced) tensor.
  *
- * Fast-path rule (measured on the wasm backend, see DESIGN.md): every heavy product is a 2-D matMul without
+ * Fast-path rule (measured on the wasm backend): every heavy product is a 2-D matMul without
  * transpose flags. Weights are stored `[in, out]`; attention loops over heads with 2-D products when batched
  * matMul is slow on the backend.
  */

@@ -1,8 +1,8 @@
 /**
- * Tiny random checkpoints in Hugging Face's exact on-disk format for the seven families of issue 8 (and variants
- * that exercise their other flags): `config.json` with the fields the transformers 4.43.4 config class writes
+ * Tiny random checkpoints in Hugging Face's exact on-disk format for every family (and variants that exercise
+ * their other flags and the RoPE scalings): `config.json` with the fields the transformers config class writes
  * (`save_pretrained` keeps every class attribute), and `model.safetensors` with HF parameter names, tied weights
- * omitted. Shapes follow the issue: 2 layers, hidden 64, vocab 512, 4 heads (GQA / MQA where the family has it),
+ * omitted. Shapes: 2 layers, hidden 64, vocab 512, 4 heads (GQA / MQA where the family has it),
  * windows of 4 where the family has local or sliding attention. Weights N(0, 0.2²), norm weights 1 + N(0, 0.2²),
  * biases random, as in test/fixtures/hf.
  */
@@ -422,7 +422,7 @@ export function laterCases(): FamilyCase[] {
   ];
 }
 
-/** The seven families in their issue-8 configuration, then variants for their other flags. */
+/** The first seven families in their base configuration, then variants for their other flags. */
 export function familyCases(): FamilyCase[] {
   return [
     gptNeo(), gptNeox(true), gemma(D / H), phi3(), qwen2(), mistral(), stablelm("default"),

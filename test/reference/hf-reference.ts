@@ -1,7 +1,7 @@
 /**
- * An independent float64 re-implementation of the Hugging Face forward passes (transformers 4.43 eager
- * attention) for the nine Arrakis families, written from the HF modeling files' semantics in plain loops over the
- * HF-named tensors of a checkpoint folder. It shares no code with src/model (no components, no weight mapping,
+ * An independent float64 re-implementation of the Hugging Face forward passes (transformers 4.4x–4.5x eager
+ * attention) for every Arrakis family and the RoPE scalings of modeling_rope_utils, written from the HF modeling
+ * files' semantics in plain loops over the HF-named tensors of a checkpoint folder. It shares no code with src/model (no components, no weight mapping,
  * no tfjs): its independence is what makes the parity tests mean something. It is checked first against HF's own
  * outputs for gpt2 and llama (test/fixtures/hf), which validates the method; the other families follow the
  * modeling files cited in each `layer` function.

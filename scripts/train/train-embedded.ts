@@ -143,9 +143,11 @@ export const STAGE1_SHA256 = "9bbb0df7e12a1a2ea1ac1069b58bc236d6ddc6da889133f9c6
  * circuit fails on the grid exactly where a copy sits at positions ≥ 48 (its previous-token head attends
  * elsewhere there, saturated, so more data alone barely moves it: 1,000 torch steps of the broad data kept the
  * worst cell at 6.0 nats); with the copied rows the previous-token score over the grid rose 0.72 → 0.83 and the
- * worst-cell losses fell in 800 torch steps (worst 5.67, mean 0.37 over 1,402 cells; recipe_search.py --init …
- * --wpe-copy 48:32 --skip 400:0.3:0.5 --warmup 50), still short of the grid for short segments at late offsets.
- * Not confirmed in this script yet (the shared machine ran TF.js at ~6 s per step), so the defaults stay stage 1.
+ * cells meeting every requirement rose 1,085 → 1,188 of 1,402 in 800 torch steps (worst cell 6.54 → 5.67 nats,
+ * mean 0.82 → 0.37; recipe_search.py --init … --wpe-copy 48:32 --skip 400:0.3:0.5 --warmup 50), still short of
+ * the grid for short segments at late offsets: the previous-token head came back at even positions ≥ 48 only,
+ * and 400 more steps without skip-copy did not move the worst cells. Not confirmed in this script yet (the
+ * shared machine ran TF.js at 6–20 s per step), so the defaults stay stage 1.
  */
 export const STAGE2: Partial<TrainOptions> = {
   steps: 800, warmup: 50, minSegment: 2, maxSegment: 32, maxCopies: 32, noRepeat: 0.1, repeatToEnd: false,

@@ -155,7 +155,7 @@ test("HeadScores renders as a layer × head grid, prints a table, serialises; er
   const bundle = scores.toMimeBundle();
   assert.ok("application/vnd.plotly.v1+json" in bundle, `bundle keys ${Object.keys(bundle)}`);
   assert.match(String(bundle["text/plain"]), /induction/i);
-  assert.match(scores.toString(), /HeadScores\(induction score of every layer × head; 1 generated sequence A A, \|A\| = 6, seed 0\)\n\s+H0\s+H1\s+H2\s+H3\nL0 /);
+  assert.match(scores.toString(), /^HeadScores\(induction score of every layer × head; 1 generated sequence A A, \|A\| = 6, seed 0\)\n2 layers × 4 heads of induction score\nhighest: L\dH\d [\d.]+,[^\n]*\nlowest: [^\n]*\nlayer\s+H0\s+H1\s+H2\s+H3\nL0 /);
   const json = JSON.parse(JSON.stringify(scores));
   assert.deepEqual(json.values, scores.values);
   assert.equal(scores.top(3).length, 3);

@@ -202,6 +202,11 @@ function plainText(d: GridData): string {
   return lines.join("\n");
 }
 
+/** The text/plain body of `headGridView(props)` (summary and, for small grids, the table), without drawing. */
+export function headGridText(props: HeadGridProps): string {
+  return plainText(prepare(props));
+}
+
 /**
  * Layer × head heatmap (layer 0 at the top). Bundle: text/html (static PNG + interactive Plotly),
  * application/vnd.plotly.v1+json, image/png, text/plain. No summarising: L × H numbers are small.

@@ -16,7 +16,7 @@ export { formatToken, uniqueLabels, VISIBLE } from "./tokens";
 export { attentionHeatmap, attentionText, type AttentionHeatmapProps, HEATMAP_MAX_TOKENS, HEATMAP_MAX_TOKENS_MANY_HEADS } from "./attention";
 export { topAttendedView, type TopAttendedProps, TOP_ATTENDED_MAX_BARS } from "./topAttended";
 export { ablationComparisonView, type AblationComparisonProps, ABLATION_MAX_POSITIONS } from "./ablation";
-export { headGridView, type HeadGridProps } from "./headGrid";
+export { headGridText, headGridView, type HeadGridProps } from "./headGrid";
 export { resetPlotlyLibrary, plotlyLibrary, plotlyLibraryShipped, type PlotlyLibraryMode } from "./plotly";
 export { VEGALITE_MIME } from "./vegalite";
 

@@ -4,9 +4,9 @@
  * prints a text summary.
  */
 import * as tf from "@tensorflow/tfjs";
-import { ablationComparisonView, attentionHeatmap, attentionText, type Displayable, headGridView, linkedAttentionView, type MimeBundle, topAttendedView } from "../display";
+import { ablationComparisonView, attentionHeatmap, attentionText, type Displayable, headGridText, headGridView, linkedAttentionView, type MimeBundle, topAttendedView } from "../display";
 import { fail, show } from "../errors";
-import { checkCount, fmt, gridText, textTable, tok, topIndices } from "./common";
+import { checkCount, fmt, textTable, tok, topIndices } from "./common";
 
 /** How an ablation replaces a head's z: by 0, or by its mean over a reference input. */
 export type AblationMode = "zero" | "mean";
@@ -259,26 +259,26 @@ export class HeadSweep implements Displayable {
     return topIndices(flat.map((e) => e.value), k).map((i) => flat[i]);
   }
 
-  toMimeBundle(): MimeBundle {
-    return headGridView({
+  private get grid() {
+    return {
       values: this.values,
       title: `Change in ${this.metricLabel} when each head is ${this.mode}-ablated (clean ${fmt(this.clean)})`,
       metricLabel: `Δ ${this.metricLabel}`,
       diverging: true,
-    });
+    };
+  }
+
+  toMimeBundle(): MimeBundle {
+    return headGridView(this.grid);
   }
 
   toJSON(): object {
     return { values: this.values, ablated: this.ablated, clean: this.clean, metricLabel: this.metricLabel, mode: this.mode, rows: this.rows };
   }
 
+  /** A header naming the data, then the grid view's text (largest and smallest heads, the table). */
   toString(): string {
-    const top = this.top(Math.min(3, this.values.length * (this.values[0]?.length ?? 0)));
-    return [
-      `HeadSweep(Δ ${this.metricLabel} when each head is ${this.mode}-ablated alone; clean ${fmt(this.clean)})`,
-      gridText(this.values),
-      `largest: ${top.map((e) => `L${e.layer}H${e.head} ${e.value >= 0 ? "+" : ""}${fmt(e.value)}`).join(", ")}`,
-    ].join("\n");
+    return `HeadSweep(Δ ${this.metricLabel} when each head is ${this.mode}-ablated alone; clean ${fmt(this.clean)})\n${headGridText(this.grid)}`;
   }
 }
 

@@ -80,10 +80,3 @@ export function textTable(rows: string[][]): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
   return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join("  ").trimEnd()).join("\n");
 }
-
-/** A layer × head grid as text (layers as rows). */
-export function gridText(values: number[][], digits = 3): string {
-  const H = values[0]?.length ?? 0;
-  const header = ["", ...Array.from({ length: H }, (_, h) => `H${h}`)];
-  return textTable([header, ...values.map((row, l) => [`L${l}`, ...row.map((v) => fmt(v, digits))])]);
-}

@@ -24,11 +24,11 @@
  * ids, special tokens excluded, a fixed seed), the standard probe for induction (Olsson et al. 2022).
  */
 import * as tf from "@tensorflow/tfjs";
-import { type Displayable, headGridView, type MimeBundle } from "../display";
+import { type Displayable, headGridText, headGridView, type MimeBundle } from "../display";
 import { fail, show } from "../errors";
 import type { HookedAutoModel } from "../model/hooked-model";
 import type { ModelInput } from "../model/input";
-import { checkCount, checkOptions, fmt, gridText, seededRandom, topIndices } from "./common";
+import { checkCount, checkOptions, seededRandom, topIndices } from "./common";
 
 export type DetectorKind = "previous-token" | "duplicate-token" | "induction";
 export const DETECTOR_KINDS: readonly DetectorKind[] = ["previous-token", "duplicate-token", "induction"];
@@ -74,22 +74,23 @@ export class HeadScores implements Displayable {
     return topIndices(flat.map((e) => e.score), k).map((i) => flat[i]);
   }
 
+  private get grid() {
+    return { values: this.values, title: `${capitalise(this.kind)} heads (${this.source})`, metricLabel: this.label, diverging: false, domain: [0, 1] as [number, number] };
+  }
+
   toMimeBundle(): MimeBundle {
-    return headGridView({ values: this.values, title: `${capitalise(this.kind)} heads (${this.source})`, metricLabel: this.label, diverging: false, domain: [0, 1] });
+    return headGridView(this.grid);
   }
 
   toJSON(): object {
     return { kind: this.kind, values: this.values, source: this.source, rows: this.rows };
   }
 
+  /** A header naming the data, then the grid view's text (highest and lowest heads, the table). */
   toString(): string {
-    const top = this.top(Math.min(3, this.values.length * (this.values[0]?.length ?? 0)));
-    return [
-      `HeadScores(${this.label} of every layer × head; ${this.source})`,
-      gridText(this.values),
-      `top: ${top.map((e) => `L${e.layer}H${e.head} ${fmt(e.score)}`).join(", ")}`,
-    ].join("\n");
+    return `HeadScores(${this.label} of every layer × head; ${this.source})\n${headGridText(this.grid)}`;
   }
+
 }
 
 function capitalise(s: string): string {

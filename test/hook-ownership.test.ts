@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { HookedAutoModel, initBackend } from "../src";
-import { familyCases, INPUT_IDS, writeCheckpoint } from "./reference/checkpoints";
+import { familyCases, INPUT_IDS, laterCases, writeCheckpoint } from "./reference/checkpoints";
 import { hfFixture, scratchDir } from "./helpers";
 
 const tmpRoot = scratchDir("arrakis-hook-own-");
@@ -48,7 +48,7 @@ function checkEveryPoint(model: HookedAutoModel, label: string): void {
 }
 
 test("hook-returned tensors survive the forward pass, at every point of every family", async () => {
-  const dirs = familyCases().map((c, i) => {
+  const dirs = [...familyCases(), ...laterCases()].map((c, i) => {
     const dir = path.join(tmpRoot, `${i}`);
     writeCheckpoint(c, dir, 500 + i);
     return { label: c.label, dir };

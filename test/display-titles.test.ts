@@ -11,7 +11,7 @@ import * as fs from "node:fs";
 import type { Browser, Page } from "playwright-core";
 import * as display from "../src/display";
 import { attentionFigure, attentionStaticSpec, _internal as heatmapInternal } from "../src/display/attention";
-import { headGridFigure } from "../src/display/headGrid";
+import { headGridFigure, headGridStaticSpec } from "../src/display/headGrid";
 import type { PlotlyFigure } from "../src/display/plotly";
 import { TITLE_MAX_WIDTH } from "../src/display/titles";
 import { CHROMIUM, CHROMIUM_ARGS } from "./display-pages";
@@ -174,3 +174,15 @@ describe("head grid layout numbers", () => {
     }
   });
 });
+
+test("the static head grid keeps the whole metric name in its legend title", () => {
+  const metric = "Δ log p(next) on repeat";
+  const spec = headGridStaticSpec({ values: grid(2, 2), layers: 2, heads: 2, title: SWEEP_TITLE, metric, diverging: true, digits: 3, domain: [-1, 1] }) as {
+    layer: { encoding?: { color?: { title?: string; legend?: { titleLimit?: number } } } }[];
+  };
+  const color = spec.layer[0].encoding!.color!;
+  assert.equal(color.title, metric);
+  // Vega-Lite cuts legend titles at 180 px by default; this one is ~190 px in the 11 px bold legend font.
+  assert.ok((color.legend?.titleLimit ?? 180) >= 300, JSON.stringify(color.legend));
+});
+

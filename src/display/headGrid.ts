@@ -155,6 +155,8 @@ export function headGridStaticSpec(d: GridData): Record<string, unknown> {
           type: "quantitative",
           title: d.metric,
           scale: { domain: stops(d.domain[0], d.domain[1], range.length), range, clamp: true },
+          // The whole metric name: Vega-Lite cuts legend titles at 180 px ("Δ log p(next) on re…").
+          legend: { titleLimit: 400 },
         },
       },
     },

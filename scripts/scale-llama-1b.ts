@@ -11,6 +11,11 @@ import { HookedAutoConfig, HookedAutoModel, initBackend, modelSize } from "../sr
 
 const GiB = 2 ** 30;
 const peakRss = () => (process.resourceUsage().maxRSS * 1024) / GiB;
+/** CPU seconds of this process so far (robust to other load on a shared machine). */
+const cpuS = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
 
 async function main(): Promise<void> {
   const t0 = performance.now();
@@ -45,7 +50,7 @@ async function main(): Promise<void> {
   again.logits.dispose();
   again.cache.dispose();
   console.log(`second runWithCache: ${((t5 - t4) / 1000).toFixed(1)} s`);
-  console.log(`total from start to the first cached patterns: ${((t3 - t0) / 1000).toFixed(1)} s; peak RSS ${peakRss().toFixed(2)} GiB; tf tensors ${tf.memory().numTensors}`);
+  console.log(`total from start to the first cached patterns: ${((t3 - t0) / 1000).toFixed(1)} s wall; CPU ${cpuS().toFixed(1)} s for everything (load average ${require("node:os").loadavg()[0].toFixed(1)}); peak RSS ${peakRss().toFixed(2)} GiB; tf tensors ${tf.memory().numTensors}`);
   model.dispose();
 }
 

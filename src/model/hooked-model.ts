@@ -13,6 +13,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { backendReady, initBackend } from "../backend";
 import { checkEngineChoice, type EngineChoice, engineFor } from "../engine/engine";
+import { onCpuBackend, weightsOutsideWasm } from "../engine/placement";
 import type { Engine, EngineName, RunRequest, Runner } from "../engine/types";
 import { ArrakisError, fail, show } from "../errors";
 import { TextTokenizer } from "../io/tokenizer";
@@ -21,7 +22,6 @@ import { HookedAutoConfig } from "./config";
 import { ModelEdits } from "./edits";
 import { type HookFn, type HookHandle, type HookPointInfo, HookRegistry, type HookSpec, type HookTarget, hookPointsFor } from "./hooks";
 import { initParams } from "./init";
-import { checkModelFits } from "./size";
 import { loadPretrained, type PretrainedOptions } from "./load";
 import { disposeParams, tidyParams } from "./params";
 import { idsFromTensor, type ModelInput, validateIds } from "./input";
@@ -36,6 +36,8 @@ export interface ModelOptions {
   prependBos?: boolean;
   /** The engine for this model (default: the process-wide choice, see `initBackend({ engine })`). */
   engine?: EngineChoice;
+  /** @internal The given weights live in TF.js's cpu storage (fromPretrained of a model too big for wasm). */
+  weightsInJsMemory?: boolean;
 }
 
 export interface RunWithCacheOptions {
@@ -87,6 +89,7 @@ export class HookedAutoModel {
     requireBackend("new HookedAutoModel");
     this.engineChoice = checkEngineChoice(options.engine);
     const seed = options.seed ?? 0;
+    this.weightsAsInputs = options.weightsInJsMemory ?? false;
     this.params = params ?? this.randomParams(seed);
     this.edits = new ModelEdits(this.hooks, () => this.params);
     this.source = source ?? `random(seed=${seed})`;
@@ -99,9 +102,9 @@ export class HookedAutoModel {
    * With no argument, loads the small model shipped with the package.
    */
   static async fromPretrained(dirOrId?: string, options: PretrainedOptions = {}): Promise<HookedAutoModel> {
-    const { config, params, tokenizer, source } = await loadPretrained(dirOrId, options);
+    const { config, params, tokenizer, source, weightsInJsMemory } = await loadPretrained(dirOrId, options);
     try {
-      return new HookedAutoModel(config, { ...options, tokenizer }, params, source);
+      return new HookedAutoModel(config, { ...options, tokenizer, weightsInJsMemory }, params, source);
     } catch (e) {
       disposeParams(params);
       throw e;
@@ -276,7 +279,7 @@ export class HookedAutoModel {
     return runner.ablationBatches(rows);
   }
 
-  /** @internal The weights live in TF.js's cpu storage (see randomParams): engines read them in place. */
+  /** @internal The weights live in TF.js's cpu storage (see src/engine/placement.ts): engines read them in place. */
   weightsAsInputs = false;
 
   /**
@@ -286,14 +289,9 @@ export class HookedAutoModel {
    */
   private randomParams(seed: number): ModelParams {
     const make = () => tidyParams(() => initParams(this.cfg, seed));
-    if (tf.getBackend() !== "wasm" || engineFor(this.cfg, undefined, this.engineChoice).engine.name !== "ort") return make();
-    try {
-      checkModelFits(this.cfg, "the wasm heap");
-      return make();
-    } catch {
-      this.weightsAsInputs = true;
-      return onCpuBackend(make);
-    }
+    if (!weightsOutsideWasm(this.cfg, this.engineChoice)) return make();
+    this.weightsAsInputs = true;
+    return onCpuBackend(make);
   }
 
   /** The engine running this model ("ort" or "tfjs"); chosen on first use. */
@@ -356,21 +354,6 @@ export class HookedAutoModel {
     }
     if (state.cache && state.cacheFilter?.(name)) state.cache.record(name, out); // copied out of the backend now
     return out;
-  }
-}
-
-/**
- * Runs fn with TF.js's cpu backend active (tensors it makes live in JS memory), then switches back. Both
- * backends are registered and initialised, so each switch completes synchronously (the promise is a formality).
- */
-function onCpuBackend<T>(fn: () => T): T {
-  const previous = tf.getBackend();
-  void tf.setBackend("cpu");
-  if (tf.getBackend() !== "cpu") fail("could not switch to TF.js's cpu backend synchronously to hold the weights");
-  try {
-    return fn();
-  } finally {
-    void tf.setBackend(previous);
   }
 }
 

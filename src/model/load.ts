@@ -18,6 +18,7 @@ import type { ModelOptions } from "./hooked-model";
 import { checkHeaderShapes, checkParameterCount } from "./load-checks";
 import { disposeParams, tidyParams } from "./params";
 import { checkModelFits } from "./size";
+import { onCpuBackend, weightsOutsideWasm } from "../engine/placement";
 import type { ModelParams } from "./types";
 import { WeightReader } from "./weights";
 
@@ -30,6 +31,8 @@ export interface Pretrained {
   tokenizer: TextTokenizer | null;
   /** The folder the weights came from. */
   dir: string;
+  /** The weights live in TF.js's cpu storage (too big for the wasm heap, run by onnxruntime). */
+  weightsInJsMemory: boolean;
   /**
    * How the model names its origin: "the embedded induction-2l model", or the folder or Hub id as the caller
    * gave it. Never the absolute folder of the installed package, which would end up in shared notebooks.
@@ -51,10 +54,12 @@ export async function loadPretrained(dirOrId: string | undefined, options: Pretr
     checkFloatWeights(ckpt, config.adapter.ignoredWeights);
     checkHeaderShapes(ckpt, config, path.join(dir, CONFIG_FILE));
     checkParameterCount(ckpt, config, path.join(dir, CONFIG_FILE));
-    checkModelFits(config.dims, `the checkpoint in ${show(dir)}`);
-    const params = readWeights(ckpt, config);
+    // Too big for the wasm heap but run by onnxruntime: the weights go to JS memory (checked against the machine's).
+    const outside = weightsOutsideWasm(config.dims, options.engine);
+    const where = `the checkpoint in ${show(dir)}`;
+    const params = outside ? onCpuBackend(() => (checkModelFits(config.dims, where), readWeights(ckpt, config))) : (checkModelFits(config.dims, where), readWeights(ckpt, config));
     warnNonFinite(ckpt, dir);
-    return { config, params, tokenizer, dir, source: describeSource(dirOrId, dir) };
+    return { config, params, tokenizer, dir, source: describeSource(dirOrId, dir), weightsInJsMemory: outside };
   } finally {
     ckpt.close();
   }

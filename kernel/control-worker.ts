@@ -30,7 +30,7 @@ export type ToMain =
   | { type: "interrupt" }
   | { type: "shutdown"; restart: boolean }
   | { type: "status"; parent: Message["header"] }
-  | { type: "log"; text: string }
+  | { type: "log"; text: string; warn?: boolean }
   | { type: "ready" };
 
 const data = workerData as ControlWorkerData;
@@ -38,12 +38,12 @@ const zmq = require(data.zeromqPath) as typeof Zmq;
 const codec = new WireCodec(data.conn.key, data.conn.signature_scheme, data.session);
 const state = new InterruptState(data.state);
 const post = (m: ToMain) => parentPort!.postMessage(m);
-const log = (text: string) => post({ type: "log", text });
+const log = (text: string, warn = false) => post({ type: "log", text, warn });
 const addr = (port: number) => `${data.conn.transport}://${data.conn.ip}:${port}`;
 
 const control = new zmq.Router();
 const hb = new zmq.Reply();
-const out = new SendQueue(control, (e) => log(`control send failed: ${String(e)}`));
+const out = new SendQueue(control, (e) => log(`control send failed: ${String(e)}`, true));
 
 const MAX_SIGINTS = 20;
 /** While a tf.js kernel runs, SIGINT waits (poll interval, and at most this many polls per attempt). */
@@ -104,7 +104,7 @@ async function serveControl(): Promise<void> {
     try {
       handle(codec.decode(frames));
     } catch (e) {
-      log(`control: dropped a message: ${String(e)}`);
+      log(`control: dropped a message (${(e as Error).message})`, true);
     }
   }
 }
@@ -128,5 +128,5 @@ parentPort!.on("message", (m: { type: string }) => {
   post({ type: "ready" });
   await Promise.all([serveControl().catch(() => {}), serveHeartbeat().catch(() => {})]);
 })().catch((e) => {
-  log(`control worker failed: ${String(e)}`);
+  log(`control worker failed: ${String(e)}`, true);
 });

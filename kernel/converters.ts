@@ -17,7 +17,7 @@ import type { Converter } from "tslab/dist/converter";
 import type { ConverterSet } from "tslab/dist/executor";
 import { installCellSources } from "./cell-source";
 import { rewriteAwaits } from "./coroutine";
-import { kernelLog } from "./log";
+import { kernelWarn } from "./log";
 
 export interface KernelConverters {
   set: ConverterSet;
@@ -44,14 +44,14 @@ export function createConverters(ts: typeof TS): KernelConverters {
         try {
           r.output = qualifyShorthandReferences(ts, r.output, declarations);
         } catch (e) {
-          kernelLog("shorthand rewrite failed; the cell runs as tslab converted it:", e);
+          kernelWarn("shorthand rewrite failed; the cell runs as tslab converted it:", e);
         }
         try {
           const { output, topLevelAwait } = rewriteAwaits(ts, r.output);
           r.output = output;
           r.hasToplevelAwait ||= topLevelAwait;
         } catch (e) {
-          kernelLog("await rewrite failed; the cell runs without soft interrupts:", e);
+          kernelWarn("await rewrite failed; the cell runs without soft interrupts:", e);
         }
         sources.record(src, r.output);
       }

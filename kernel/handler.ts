@@ -17,7 +17,7 @@ import { History, HistoryRequest } from "./history";
 import { InterruptState } from "./interrupt-state";
 import { DisplayContent, setDisplaySink } from "./display";
 import { codePointsToUtf16, enclosingCallee } from "./inspect";
-import { kernelLog } from "./log";
+import { kernelLog, kernelWarn } from "./log";
 import { MimeBundle, toBundle } from "./mime";
 import { ErrorContent, errorContent } from "./outcome";
 import { packageVersion } from "./paths";
@@ -70,6 +70,8 @@ export class ArrakisHandler extends JupyterHandlerImpl {
   private preloaded: Preloaded = { models: [], tools: [] };
   private ready: Promise<void> = Promise.resolve();
   private warned = false;
+  /** Errors thrown by background work (timers, callbacks, rejections) while no cell ran, for the next cell. */
+  private backgroundErrors: string[] = [];
 
   constructor(
     private readonly exec: Executor,
@@ -84,7 +86,7 @@ export class ArrakisHandler extends JupyterHandlerImpl {
   setPrelude(prelude: Promise<Preloaded>): void {
     this.ready = prelude.then(
       (p) => void (this.preloaded = p),
-      (e) => kernelLog("prelude failed:", e),
+      (e) => kernelWarn("prelude failed:", e),
     );
   }
 
@@ -174,6 +176,10 @@ export class ArrakisHandler extends JupyterHandlerImpl {
       this.warned = true;
       io.publish("stream", { name: "stderr", text: this.preloaded.warning + "\n" });
     }
+    if (this.backgroundErrors.length > 0 && !silent) {
+      io.publish("stream", { name: "stderr", text: this.backgroundErrors.join("") });
+      this.backgroundErrors = [];
+    }
 
     const depth = scopeDepth(this.preloaded.tf);
     const out = await this.runner.run(req.code);
@@ -231,6 +237,18 @@ export class ArrakisHandler extends JupyterHandlerImpl {
     return () => {
       [process.stdout.write, process.stderr.write] = saved;
     };
+  }
+
+  /**
+   * An error nobody caught, from a timer, a callback or a rejected promise. While a cell runs it goes to
+   * that cell's output; otherwise the cell that scheduled it has finished and frontends no longer show
+   * output for it, so it waits for the next cell (as a stderr note at its top).
+   */
+  backgroundError(kind: string, e: unknown): void {
+    kernelLog(`${kind}:`, e);
+    const text = `${kind}: ${errorContent(e).traceback.join("\n")}\n`;
+    if (this.state.running !== 0) process.stderr.write(text);
+    else this.backgroundErrors.push(text);
   }
 
   /** Restores models and tools after an interrupt; returns a warning for the user when one is due. */

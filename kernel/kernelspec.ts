@@ -7,6 +7,7 @@ import fs from "fs";
 import os from "os";
 import path from "path";
 import { spawnSync } from "child_process";
+import { isHubId } from "../src/io/hub";
 import { kernelDistDir, packageVersion, projectRoot } from "./paths";
 
 export const KERNEL_NAME = "arrakis-ts";
@@ -21,6 +22,27 @@ export function userDataDir(env: NodeJS.ProcessEnv = process.env): string {
   if (process.platform === "darwin") return path.join(home, "Library", "Jupyter");
   if (process.platform === "win32") return path.join(env.APPDATA ?? path.join(home, "AppData", "Roaming"), "jupyter");
   return path.join(env.XDG_DATA_HOME || path.join(home, ".local", "share"), "jupyter");
+}
+
+/**
+ * Why `--sys-prefix` is refused when no virtual environment is active, or undefined when one is.
+ * Without one, sys.prefix is the system Python's (e.g. /usr): writing there usually needs root, and a
+ * Jupyter installed elsewhere (pip --user, pipx, another venv) does not search it.
+ */
+export function sysPrefixWarning(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (env.CONDA_PREFIX || env.VIRTUAL_ENV) return undefined;
+  let where: string;
+  try {
+    where = path.join(sysPrefix(env), "share", "jupyter", "kernels");
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return (
+    `--sys-prefix: no virtual environment is active (VIRTUAL_ENV and CONDA_PREFIX are unset), so it would ` +
+    `install into the system Python's prefix, ${where}. Only a Jupyter run by that same Python searches it ` +
+    `(a Jupyter from pip --user, pipx or another environment does not), and writing there usually needs root. ` +
+    `Activate the environment that runs Jupyter and try again, use --user (the default), or --prefix DIR to choose.`
+  );
 }
 
 /** sys.prefix of the active Python environment: conda or venv variables first, then asking python3. */
@@ -52,6 +74,25 @@ export interface KernelJson {
   interrupt_mode: "message" | "signal";
   env: Record<string, string>;
   metadata: Record<string, unknown>;
+}
+
+/**
+ * Checks `--model` when the kernelspec is written, so a typo fails now rather than at every kernel start:
+ * an existing folder must hold a Hugging Face config.json; anything else must be "random" or a Hub id
+ * ("name" or "org/name"), which the kernel downloads on first start. Returns the value for kernel.json.
+ */
+export function checkModelSpec(model: string | undefined, cwd = process.cwd()): { value?: string; note?: string } {
+  if (model === undefined || model === "random") return { value: model };
+  const asPath = path.resolve(cwd, model);
+  if (fs.existsSync(asPath)) {
+    if (!fs.statSync(asPath).isDirectory()) throw new Error(`--model ${JSON.stringify(model)} is a file; expected a Hugging Face model folder (config.json, *.safetensors, tokenizer.json)`);
+    if (!fs.existsSync(path.join(asPath, "config.json"))) throw new Error(`--model ${JSON.stringify(model)}: ${asPath} has no config.json; expected a Hugging Face model folder (config.json, *.safetensors, tokenizer.json)`);
+    return { value: asPath };
+  }
+  if (isHubId(model)) {
+    return { value: model, note: `--model ${JSON.stringify(model)} is not a local folder, so it is a Hugging Face Hub id: the kernel downloads it on first start (network needed once; then cached).` };
+  }
+  throw new Error(`--model ${JSON.stringify(model)}: no such folder (${asPath}), and not a Hugging Face Hub id ("name" or "org/name": letters, digits, "_", "-", ".")`);
 }
 
 /** A --model that names an existing folder is made absolute; anything else (a Hub id, "random") is kept. */

@@ -11,9 +11,9 @@ import { CoroutineRuntime } from "./coroutine";
 import { CellRunner } from "./execute";
 import { ArrakisHandler } from "./handler";
 import { InterruptState } from "./interrupt-state";
-import { kernelLog, writeKernelStderr } from "./log";
+import { kernelInfo, kernelLog, kernelWarn, writeKernelStderr } from "./log";
 import { OutcomeRecorder } from "./outcome";
-import { ensureProcessHandlers, installProcessHandlers } from "./process-handlers";
+import { ensureProcessHandlers, installProcessHandlers, refuseProcessExit } from "./process-handlers";
 import { projectRoot, tslabDir, tslabRequire } from "./paths";
 import { PRELOAD_GLOBAL, preparePrelude } from "./prelude";
 import { forwardTypeResolution, wrapCellRequire } from "./resolve";
@@ -54,12 +54,17 @@ export async function startKernel(opts: KernelOptions): Promise<void> {
   const server = new ArrakisServer(handler, { connectionFile: opts.connectionFile, zeromqPath, state, interruptGraceMs: graceMs });
 
   // SIGINT outside a watchdog-guarded step lands here (Node's default would exit the process).
-  installProcessHandlers({ sigint: () => handler.onSigint(), sigterm: () => void server.shutdown() });
+  installProcessHandlers({
+    sigint: () => handler.onSigint(),
+    sigterm: () => void server.shutdown(),
+    background: (kind, e) => handler.backgroundError(kind, e),
+  });
+  refuseProcessExit();
 
   await server.start();
   kernelLog(`listening (${Date.now() - t0} ms); running the prelude`);
   handler.setPrelude(
-    runPrelude(runner, opts.model).then((p) => {
+    runPrelude(runner, opts.model, t0).then((p) => {
       ensureProcessHandlers();
       installOpInterrupts(p.tf, state);
       return p;
@@ -68,15 +73,17 @@ export async function startKernel(opts: KernelOptions): Promise<void> {
 }
 
 /** Runs the prelude with cell output routed to the kernel log. */
-async function runPrelude(runner: CellRunner, model: string | undefined) {
+async function runPrelude(runner: CellRunner, model: string | undefined, startedAt: number) {
   const t0 = Date.now();
   const out = process.stdout.write;
   process.stdout.write = ((chunk: string | Uint8Array) => writeKernelStderr(typeof chunk === "string" ? chunk : Buffer.from(chunk).toString())) as typeof process.stdout.write;
   try {
     const plan = await preparePrelude(model);
     const result = await runner.run(plan.source);
-    if (result.error) kernelLog("prelude cell failed:", result.error.evalue);
-    else kernelLog(`prelude ready in ${Date.now() - t0} ms: ${plan.names.join(", ")}`);
+    if (result.error) kernelWarn("prelude cell failed:", result.error.evalue);
+    kernelLog(`prelude done in ${Date.now() - t0} ms: ${plan.names.join(", ")}`);
+    // The one line a normal start prints (everything else above is debug detail).
+    kernelInfo(`ready in ${((Date.now() - startedAt) / 1000).toFixed(1)} s: ${plan.summary}; preloaded ${plan.names.join(", ")}`);
     delete (globalThis as Record<string, unknown>)[PRELOAD_GLOBAL];
     return plan.preloaded;
   } finally {

@@ -11,7 +11,7 @@
  */
 import path from "path";
 import { kernelProgressFactory, kernelProgressHost } from "./display";
-import { kernelLog } from "./log";
+import { kernelLog, kernelWarn } from "./log";
 import { setLibraryFormatter, MimeBundle } from "./mime";
 import { projectRequire, projectRoot } from "./paths";
 import type { Preloaded } from "./handler";
@@ -20,6 +20,7 @@ import type { TfLike } from "./recover";
 /** The slice of the library API the prelude needs; everything optional until it lands. */
 interface Library {
   initBackend?: () => Promise<string>;
+  backendReport?: () => string;
   HookedAutoConfig?: new (fields: Record<string, unknown>) => unknown;
   HookedAutoModel?: { new (config: unknown, opts?: { seed?: number }): unknown; fromPretrained?: (dirOrId?: string) => Promise<unknown> };
   AttentionTools?: new (model: unknown) => unknown;
@@ -40,6 +41,8 @@ export interface PreludePlan {
   preloaded: Preloaded;
   /** The globals the prelude defines, for the log. */
   names: string[];
+  /** Backend and model in one line, for the kernel's ready line. */
+  summary: string;
 }
 
 function tryRequire<T>(load: () => T, what: string): T | undefined {
@@ -77,7 +80,7 @@ async function loadModel(lib: Library, spec: string | undefined): Promise<Loaded
     return { model, label: spec ? JSON.stringify(spec) : "the embedded model" };
   } catch (e) {
     const why = (e as Error).message?.split("\n")[0] ?? String(e);
-    kernelLog(`prelude: could not load ${spec ?? "the embedded model"} (${why}); using a random gpt2`);
+    kernelWarn(`prelude: could not load ${spec ?? "the embedded model"} (${why}); using a random gpt2`);
     const warning = spec ? `arrakis-ts: could not load model ${JSON.stringify(spec)}: ${why}\n\`model\` is a small random gpt2 instead.` : undefined;
     return { model: tryRequire(random, "the random gpt2 fallback"), label: `a random gpt2: ${spec ? JSON.stringify(spec) : "the embedded model"} could not be loaded`, warning };
   }
@@ -95,11 +98,14 @@ export async function preparePrelude(modelSpec: string | undefined): Promise<Pre
   (display as { setProgressHost?: (h: ReturnType<typeof kernelProgressHost>) => void } | undefined)?.setProgressHost?.(kernelProgressHost());
 
   const tf = req("@tensorflow/tfjs") as TfLike;
+  let backend = "unknown backend";
   if (lib.initBackend) {
     try {
-      kernelLog(`prelude: tf.js backend ${await lib.initBackend()}`);
+      backend = await lib.initBackend();
+      kernelLog(`prelude: tf.js backend ${backend}`);
+      if (lib.backendReport) backend = oneLine(lib.backendReport());
     } catch (e) {
-      kernelLog("prelude: initBackend failed:", e);
+      kernelWarn("prelude: initBackend failed:", e);
     }
   }
 
@@ -131,5 +137,14 @@ export async function preparePrelude(modelSpec: string | undefined): Promise<Pre
   if (imports.length) lines.splice(2, 0, `import { ${imports.join(", ")} } from "arrakis-ts";`);
   (globalThis as Record<string, unknown>)[PRELOAD_GLOBAL] = objects;
   const tools = [objects.attention, objects.exp].filter(Boolean);
-  return { source: lines.join("\n") + "\n", preloaded: { models: model ? [model] : [], tools, tf, warning }, names };
+  const summary = `${backend}; model: ${label ?? "none"}`;
+  return { source: lines.join("\n") + "\n", preloaded: { models: model ? [model] : [], tools, tf, warning }, names, summary };
+}
+
+/** The engine report's lines without the skipped alternatives, joined: "backend: wasm, wasm SIMD: true, ...". */
+function oneLine(report: string): string {
+  return report
+    .split("\n")
+    .filter((l) => l && !l.startsWith("skipped"))
+    .join(", ");
 }

@@ -8,9 +8,11 @@
  *
  * Execution order follows ipykernel: execute requests run one at a time in arrival order, each wrapped in
  * busy/idle status messages published when it starts; other shell requests are answered at once.
- * After an error (with `stop_on_error`, the default) the kernel aborts the execute requests that the
- * client sent before it learned of the error — those whose header date precedes the error — and runs
- * those sent afterwards (messaging spec, execute_request `stop_on_error`; ipykernel aborts its queue).
+ * After an error (with `stop_on_error`, the default) the kernel aborts the execute requests that had
+ * arrived before it sent the error reply — the client sent them before it could know of the error — and
+ * runs those that arrive afterwards (messaging spec, execute_request `stop_on_error`; ipykernel aborts
+ * its queue the same way). Arrival order decides, never `header.date`: a client's clock may be behind
+ * the kernel's, or its dates may carry no timezone.
  */
 import fs from "fs";
 import path from "path";
@@ -20,8 +22,10 @@ import type { ControlWorkerData, ToMain } from "./control-worker";
 import { ArrakisHandler, ExecuteRequest } from "./handler";
 import { HistoryRequest } from "./history";
 import { InterruptState } from "./interrupt-state";
-import { kernelLog } from "./log";
-import { ConnectionInfo, iopubTopic, Message, SendQueue, WireCodec } from "./wire";
+import { kernelLog, kernelWarn } from "./log";
+import { exitKernel } from "./process-handlers";
+import { configurePublisher, IopubChannel } from "./iopub";
+import { ConnectionInfo, Message, SendQueue, WireCodec } from "./wire";
 
 export interface ServerOptions {
   connectionFile: string;
@@ -40,12 +44,12 @@ export class ArrakisServer {
   private iopub!: Zmq.Publisher;
   private stdin!: Zmq.Router;
   private shellOut!: SendQueue;
-  private iopubOut!: SendQueue;
+  private iopubOut!: IopubChannel;
   private worker: Worker | undefined;
   private readonly queue: Message[] = [];
   private draining = false;
-  /** Execute requests dated before this instant are aborted (set when a cell fails). */
-  private abortBefore = -Infinity;
+  /** Execute requests that had arrived when a cell failed: they are answered "aborted", not run. */
+  private readonly toAbort = new WeakSet<Message>();
   private closing = false;
 
   constructor(private readonly handler: ArrakisHandler, private readonly opts: ServerOptions) {
@@ -59,10 +63,11 @@ export class ArrakisServer {
     const addr = (port: number) => `${this.conn.transport}://${this.conn.ip}:${port}`;
     this.shell = new this.zmq.Router();
     this.iopub = new this.zmq.Publisher();
+    configurePublisher(this.iopub);
     this.stdin = new this.zmq.Router();
-    const onError = (e: unknown) => kernelLog("send failed:", e);
+    const onError = (e: unknown) => kernelWarn("send failed:", e);
     this.shellOut = new SendQueue(this.shell, onError);
-    this.iopubOut = new SendQueue(this.iopub, onError);
+    this.iopubOut = new IopubChannel(this.iopub, this.codec, this.kernelId);
     await Promise.all([this.shell.bind(addr(this.conn.shell_port)), this.iopub.bind(addr(this.conn.iopub_port)), this.stdin.bind(addr(this.conn.stdin_port))]);
     await this.startControlWorker();
     this.publish("status", { execution_state: "starting" });
@@ -80,14 +85,14 @@ export class ArrakisServer {
     };
     const worker = new Worker(path.join(__dirname, "control-worker.js"), { workerData: data });
     this.worker = worker;
-    worker.on("error", (e) => kernelLog("control worker error:", e));
+    worker.on("error", (e) => kernelWarn("control worker error:", e));
     return new Promise((resolve, reject) => {
       worker.on("message", (m: ToMain) => {
         if (m.type === "ready") resolve();
         else this.onWorkerMessage(m);
       });
       worker.once("exit", (code) => {
-        if (!this.closing) kernelLog(`control worker exited (${code})`);
+        if (!this.closing) kernelWarn(`control worker exited (${code})`);
         reject(new Error("control worker exited before binding"));
       });
     });
@@ -108,7 +113,7 @@ export class ArrakisServer {
         break;
       }
       case "log":
-        kernelLog(m.text);
+        (m.warn ? kernelWarn : kernelLog)(m.text);
         break;
     }
   }
@@ -120,19 +125,20 @@ export class ArrakisServer {
         try {
           msg = this.codec.decode(frames);
         } catch (e) {
-          kernelLog("shell: dropped a message:", e);
+          // One line, not a stack: a misconfigured client may send many of these.
+          kernelWarn(`shell: dropped a message (${(e as Error).message})`);
           continue;
         }
         this.onShell(msg);
       }
     } catch (e) {
-      if (!this.closing) kernelLog("shell loop ended:", e);
+      if (!this.closing) kernelWarn("shell loop ended:", e);
     }
   }
 
+  /** Broadcasts on IOPub; `stream` content is coalesced with neighbouring writes (iopub.ts). */
   publish(msgType: string, content: object, parent?: Message): void {
-    const msg = this.codec.make(msgType, content, parent, [iopubTopic(this.kernelId, msgType)]);
-    this.iopubOut.send(this.codec.encode(msg));
+    this.iopubOut.publish(msgType, content, parent);
   }
 
   private reply(req: Message, msgType: string, content: object): void {
@@ -145,7 +151,7 @@ export class ArrakisServer {
     try {
       this.reply(req, msgType, content());
     } catch (e) {
-      kernelLog(`${req.header.msg_type} failed:`, e);
+      kernelWarn(`${req.header.msg_type} failed:`, e);
       this.reply(req, msgType, { status: "error", ename: "KernelError", evalue: String(e), traceback: [] });
     } finally {
       this.publish("status", { execution_state: "idle" }, req);
@@ -219,21 +225,34 @@ export class ArrakisServer {
     const req = msg.content as ExecuteRequest;
     this.publish("status", { execution_state: "busy" }, msg);
     try {
-      const sent = Date.parse(String(msg.header.date));
-      if (sent < this.abortBefore) {
+      if (this.toAbort.has(msg)) {
         // ipykernel's reply for a request it never ran (status "aborted", no execution_count).
         this.reply(msg, "execute_reply", { status: "aborted" });
         return;
       }
       const content = await this.handler.execute(req, { publish: (type, content) => this.publish(type, content, msg) });
-      if (content.status === "error" && req.stop_on_error !== false && !req.silent) this.abortBefore = Date.now();
+      if (content.status === "error" && req.stop_on_error !== false && !req.silent) await this.abortArrived();
+      this.iopubOut.flushStream(); // the cell's last output goes out before its reply
       this.reply(msg, "execute_reply", content);
     } catch (e) {
-      kernelLog("execute failed inside the kernel:", e);
+      kernelWarn("execute failed inside the kernel:", e);
       this.reply(msg, "execute_reply", { status: "error", ename: "KernelError", evalue: String(e), traceback: [String(e)], execution_count: 0 });
     } finally {
       this.publish("status", { execution_state: "idle" }, msg);
     }
+  }
+
+  /**
+   * Marks every execute request that has arrived so far for abort. Called before the error reply is
+   * sent, so a request the client sends after seeing the error is never caught. Requests that reached
+   * the socket while the cell ran are read first: the shell loop runs between event-loop turns.
+   */
+  private async abortArrived(): Promise<void> {
+    for (let turns = 0; turns < 1000; turns++) {
+      await new Promise((r) => setImmediate(r));
+      if (!this.shell.readable) break;
+    }
+    for (const queued of this.queue) if (queued.header.msg_type === "execute_request") this.toAbort.add(queued);
   }
 
   /** Replies are already queued; flush them, release resources, stop the worker, then exit. */
@@ -244,7 +263,7 @@ export class ArrakisServer {
       try {
         this.handler.close();
       } catch (e) {
-        kernelLog("handler close failed:", e);
+        kernelWarn("handler close failed:", e);
       }
       await Promise.race([Promise.all([this.shellOut.flush(), this.iopubOut.flush()]), delay(1000)]);
       this.shell.close();
@@ -256,7 +275,7 @@ export class ArrakisServer {
         worker.postMessage({ type: "close" });
         await Promise.race([exited, delay(2000)]);
       }
-      process.exit(0);
+      exitKernel(0);
     }
     return new Promise<never>(() => {});
   }

@@ -42,8 +42,13 @@ export interface ConnectionInfo {
   kernel_name?: string;
 }
 
+/** Signatures remembered against replay (jupyter_client's Session.digest_history_size). */
+export const DIGEST_HISTORY_SIZE = 2 ** 16;
+
 export class WireCodec {
   private readonly algorithm: string;
+  /** Signatures of the messages accepted so far, oldest first: a replayed message repeats one. */
+  private readonly seen = new Set<string>();
 
   /** `session` is shared by both kernel threads so every message the kernel sends names one sender. */
   constructor(private readonly key: string, signatureScheme = "hmac-sha256", readonly session: string = randomUUID()) {
@@ -58,7 +63,10 @@ export class WireCodec {
     return h.digest("hex");
   }
 
-  /** Parses a multipart message; throws on a missing delimiter or a bad signature. */
+  /**
+   * Parses a multipart message; throws on a missing delimiter, a bad signature, or a signature already
+   * seen (a captured message sent again would otherwise run again; jupyter_client rejects it the same way).
+   */
   decode(frames: Buffer[]): Message {
     const at = frames.findIndex((f) => f.length === DELIM.length && f.toString() === DELIM);
     if (at < 0) throw new Error("message without <IDS|MSG> delimiter");
@@ -69,6 +77,8 @@ export class WireCodec {
       const want = Buffer.from(this.sign(parts));
       const got = Buffer.from(signature);
       if (want.length !== got.length || !timingSafeEqual(want, got)) throw new Error("invalid message signature");
+      if (this.seen.has(signature)) throw new Error(`duplicate signature ${signature.slice(0, 16)}… (a replayed message)`);
+      this.remember(signature);
     }
     return {
       identities: frames.slice(0, at),
@@ -78,6 +88,17 @@ export class WireCodec {
       content: JSON.parse(parts[3].toString()),
       buffers: frames.slice(at + 6),
     };
+  }
+
+  private remember(signature: string): void {
+    this.seen.add(signature);
+    if (this.seen.size <= DIGEST_HISTORY_SIZE) return;
+    // Forget the oldest tenth at once, so culling is rare (jupyter_client culls a random 10%).
+    let drop = Math.ceil(DIGEST_HISTORY_SIZE / 10);
+    for (const old of this.seen) {
+      if (drop-- <= 0) break;
+      this.seen.delete(old);
+    }
   }
 
   /** A new message; `parent` sets the parent header and, for ROUTER replies, the routing identities. */

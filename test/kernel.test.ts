@@ -125,6 +125,7 @@ describe("kernelspec", () => {
   test("--model goes into argv (folders made absolute); uninstall removes the spec", async () => {
     const other = path.join(tmp, "other");
     fs.mkdirSync(path.join(tmp, "some-model"));
+    fs.writeFileSync(path.join(tmp, "some-model", "config.json"), "{}");
     let r = await run(process.execPath, [CLI, "install", "--prefix", other, "--model", "some-model"], { cwd: tmp, timeoutMs: 30_000 });
     assert.equal(r.code, 0, r.stderr);
     const file = path.join(other, "share", "jupyter", "kernels", "arrakis-ts", "kernel.json");
@@ -136,6 +137,60 @@ describe("kernelspec", () => {
     assert.ok(!fs.existsSync(path.dirname(file)));
     r = await run(process.execPath, [CLI, "install", "--user", "--prefix", other], { cwd: tmp, timeoutMs: 30_000 });
     assert.notEqual(r.code, 0, "conflicting locations must be refused");
+  });
+});
+
+describe("command line", () => {
+  const cli = (args: string[], env: NodeJS.ProcessEnv = process.env) => run(process.execPath, [CLI, ...args], { cwd: tmp, env, timeoutMs: 30_000 });
+
+  test("--help, -h, help and --version exit 0", async () => {
+    const version = JSON.parse(fs.readFileSync(path.join(repoRoot, "package.json"), "utf8")).version;
+    for (const args of [["--help"], ["-h"], ["help"], ["install", "--help"]]) {
+      const r = await cli(args);
+      assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stdout, /^usage:\n {2}arrakis-ts install/, args.join(" "));
+    }
+    const r = await cli(["--version"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), `arrakis-ts ${version}`);
+    assert.notEqual((await cli([])).code, 0, "no command is a usage error");
+  });
+
+  test("install --model is checked when installing", async () => {
+    const other = path.join(tmp, "checked");
+    fs.mkdirSync(path.join(tmp, "not-a-model"), { recursive: true });
+    fs.writeFileSync(path.join(tmp, "a-file.txt"), "");
+    const cases: [string, RegExp][] = [
+      ["./missing-folder", /no such folder/],
+      ["not a hub id", /not a Hugging Face Hub id/],
+      ["org/name/extra", /no such folder.*not a Hugging Face Hub id/s],
+      ["not-a-model", /has no config\.json/],
+      ["a-file.txt", /is a file/],
+    ];
+    for (const [model, why] of cases) {
+      const r = await cli(["install", "--prefix", other, "--model", model]);
+      assert.equal(r.code, 2, `--model ${model} should be refused`);
+      assert.match(r.stderr, why, model);
+    }
+    assert.ok(!fs.existsSync(path.join(other, "share")), "nothing is installed when --model is refused");
+    const hub = await cli(["install", "--prefix", other, "--model", "openai-community/gpt2"]);
+    assert.equal(hub.code, 0, hub.stderr);
+    assert.match(hub.stdout, /Hub id: the kernel downloads it on first start/);
+  });
+
+  test("install --sys-prefix without an active environment says where and why, and installs nothing", async () => {
+    const env = { ...process.env };
+    delete env.VIRTUAL_ENV;
+    delete env.CONDA_PREFIX;
+    const r = await cli(["install", "--sys-prefix"], env);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /no virtual environment is active/);
+    assert.match(r.stderr, /share\/jupyter\/kernels/);
+    assert.match(r.stderr, /--user/);
+    const venv = path.join(tmp, "venv");
+    const ok = await cli(["install", "--sys-prefix"], { ...env, VIRTUAL_ENV: venv });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.ok(fs.existsSync(path.join(venv, "share", "jupyter", "kernels", "arrakis-ts", "kernel.json")));
   });
 });
 
@@ -185,6 +240,22 @@ describe("kernel through Jupyter clients", () => {
       "test_inspect_on_a_name_and_outside_calls",
       "test_codemirror_mode_is_typescript_for_every_frontend",
       "test_reset_plotly_library_as_the_note_says",
+    ]);
+  });
+
+  test("no lost output, aborts by arrival order, replays refused, process.exit refused, background errors shown", { timeout: 300_000 }, async () => {
+    const outcomes = await pythonSuite("test_reliability", 290_000);
+    assertPassed(outcomes, [
+      "test_burst_of_100000_lines_arrives_in_order_then_idle",
+      "test_stdout_and_stderr_interleaved_keep_their_order",
+      "test_abort_by_arrival_with_client_clock_30s_behind_without_timezone",
+      "test_abort_by_arrival_with_client_clock_in_another_zone_and_ahead",
+      "test_replayed_signed_message_is_rejected",
+      "test_unsigned_message_is_dropped_with_one_log_line",
+      "test_process_exit_is_refused",
+      "test_background_errors_reach_the_next_cell",
+      "test_a_normal_start_logs_one_line",
+      "test_z_callback_looping_after_its_cell_is_recovered_by_restart",
     ]);
   });
 
@@ -343,7 +414,85 @@ describe("kernel units", () => {
     const frames = codec.encode(msg);
     const back = codec.decode(frames);
     assert.deepEqual([back.header, back.content, back.identities.map(String)], [msg.header, { code: "1" }, ["id"]]);
-    frames[frames.length - 1] = Buffer.from(JSON.stringify({ code: "2" }));
-    assert.throws(() => codec.decode(frames), /signature/);
+    assert.throws(() => codec.decode(frames), /duplicate signature/, "the same signed frames again are a replay");
+    const other = codec.encode(codec.make("execute_request", { code: "1" }));
+    other[other.length - 1] = Buffer.from(JSON.stringify({ code: "2" }));
+    assert.throws(() => codec.decode(other), /invalid message signature/);
+  });
+
+  test("kernel log: debug lines only at ARRAKIS_LOG_LEVEL=debug, warnings always", async () => {
+    const snippet = `const l = require(${JSON.stringify(path.join(repoRoot, "dist", "kernel", "log.js"))}); l.kernelLog("detail"); l.kernelInfo("ready"); l.kernelWarn("trouble");`;
+    const levels = async (level?: string) => {
+      const env = { ...process.env, ARRAKIS_LOG_LEVEL: level ?? "" };
+      const r = await run(process.execPath, ["-e", snippet], { cwd: repoRoot, env, timeoutMs: 30_000 });
+      return r.stderr.split("\n").filter(Boolean).map((l) => l.replace(/^\[arrakis-ts \S+ (\w+)\] /, "$1 "));
+    };
+    assert.deepEqual(await levels(), ["info ready", "warn trouble"]);
+    assert.deepEqual(await levels("debug"), ["debug detail", "info ready", "warn trouble"]);
+    assert.deepEqual(await levels("warn"), ["warn trouble"]);
+  });
+
+  test("iopub: stream writes coalesce in order around other messages", async () => {
+    const { IopubChannel } = await import("../kernel/iopub");
+    const { WireCodec } = await import("../kernel/wire");
+    const codec = new WireCodec("k");
+    const sent: { type: string; content: { name?: string; text?: string } }[] = [];
+    const socket = { send: async (frames: Buffer[]) => void sent.push((({ header, content }) => ({ type: header.msg_type, content }))(codec.decode(frames))) };
+    const ch = new IopubChannel(socket, new WireCodec("k"), "id", 10_000);
+    for (let i = 0; i < 1000; i++) ch.publish("stream", { name: "stdout", text: `${i}\n` });
+    ch.publish("stream", { name: "stderr", text: "warn\n" });
+    ch.publish("display_data", { data: {} });
+    ch.publish("stream", { name: "stdout", text: "after\n" });
+    await ch.flush();
+    assert.deepEqual(
+      sent.map((m) => [m.type, m.content.name, m.content.text]),
+      [
+        ["stream", "stdout", Array.from({ length: 1000 }, (_, i) => `${i}\n`).join("")],
+        ["stream", "stderr", "warn\n"],
+        ["display_data", undefined, undefined],
+        ["stream", "stdout", "after\n"],
+      ],
+    );
+  });
+
+  test("iopub: a subscriber slower than the high-water mark still gets every message, in order", { timeout: 60_000 }, async () => {
+    const zmq = require(require.resolve("zeromq", { paths: [path.join(repoRoot, "node_modules", "tslab")] }));
+    const { IopubChannel, configurePublisher } = await import("../kernel/iopub");
+    const { WireCodec } = await import("../kernel/wire");
+    const pub = new zmq.Publisher();
+    configurePublisher(pub);
+    pub.sendHighWaterMark = 5; // tiny, so the queue is full almost at once
+    const sub = new zmq.Subscriber({ receiveHighWaterMark: 5 });
+    try {
+      await pub.bind("tcp://127.0.0.1:*");
+      sub.connect(pub.lastEndpoint);
+      sub.subscribe();
+      const n = 3000;
+      const ch = new IopubChannel(pub, new WireCodec("k"), "id");
+      const codec = new WireCodec("k");
+      const seen: number[] = [];
+      let probes = 0;
+      // One slow reader for the whole test (zeromq allows one pending receive per socket).
+      const reader = (async () => {
+        while (seen.length < n) {
+          const msg = codec.decode((await sub.receive()) as Buffer[]);
+          if (msg.header.msg_type === "probe") probes++;
+          else seen.push(msg.content.i);
+          if (seen.length % 100 === 99) await new Promise((r) => setTimeout(r, 1));
+        }
+      })();
+      // A PUB socket drops what it sends before the subscription reaches it: probe until one arrives.
+      while (probes === 0) {
+        ch.publish("probe", {});
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      for (let i = 0; i < n; i++) ch.publish("display_data", { i });
+      await reader;
+      assert.deepEqual(seen, Array.from({ length: n }, (_, i) => i));
+      await ch.flush();
+    } finally {
+      sub.close();
+      pub.close();
+    }
   });
 });

@@ -12,9 +12,10 @@ STARTUP_TIMEOUT = 120
 CELL_TIMEOUT = 60
 
 
-def start(cwd=KERNEL_CWD):
+def start(cwd=KERNEL_CWD, **kw):
+    """Starts the kernel; `kw` goes to KernelManager.start_kernel (env, stderr, ...)."""
     km = KernelManager(kernel_name=KERNEL)
-    km.start_kernel(cwd=cwd)
+    km.start_kernel(cwd=cwd, **kw)
     kc = km.client()
     kc.start_channels()
     kc.wait_for_ready(timeout=STARTUP_TIMEOUT)

@@ -9,7 +9,8 @@
  */
 import { randomBytes } from "crypto";
 import { resetPlotlyLibrary } from "../src/display/plotly";
-import { MimeBundle, completeBundle, toBundle } from "./mime";
+import { MimeBundle, completeBundle, toMimeBundle } from "../src/display/mime";
+import type { ProgressFactory, progressBundle } from "../src/display/progress";
 
 export interface DisplayContent {
   data: MimeBundle;
@@ -79,14 +80,14 @@ const single = (mime: string, label: string) => (s: string | Uint8Array) =>
  */
 export const display: Display = Object.assign(
   (...values: unknown[]): void => {
-    for (const v of values) send(toBundle(v));
+    for (const v of values) send(toMimeBundle(v));
   },
   {
     handle(initial?: unknown): DisplayHandle {
       const id = randomBytes(8).toString("hex");
       let shown = false;
       const show = (v: unknown) => {
-        send(toBundle(v), {}, id, shown);
+        send(toMimeBundle(v), {}, id, shown);
         shown = true;
       };
       if (initial !== undefined) show(initial);
@@ -110,7 +111,6 @@ export const display: Display = Object.assign(
   },
 );
 
-type ProgressBundle = (label: string, done: number, total: number, elapsedMs: number, note?: string) => MimeBundle;
 
 /** Fewest milliseconds between two progress updates: enough to look live without flooding IOPub. */
 const PROGRESS_INTERVAL_MS = 250;
@@ -119,7 +119,7 @@ const PROGRESS_INTERVAL_MS = 250;
  * The kernel's host for the library's progress reports (`src/display/progress.ts`): one output per long
  * operation, rewritten in place. Outside a running cell there is nowhere to show it, so nothing is sent.
  */
-export function kernelProgressFactory(bundle: ProgressBundle) {
+export function kernelProgressFactory(bundle: typeof progressBundle): ProgressFactory {
   return (label: string, total: number) => {
     if (!sink) return { update: () => undefined, finish: () => undefined };
     const started = Date.now();

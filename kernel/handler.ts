@@ -18,7 +18,7 @@ import { InterruptState } from "./interrupt-state";
 import { DisplayContent, setDisplaySink } from "./display";
 import { codePointsToUtf16, enclosingCallee } from "./inspect";
 import { kernelLog, kernelWarn } from "./log";
-import { MimeBundle, toBundle } from "./mime";
+import { MimeBundle, toMimeBundle } from "../src/display/mime";
 import { ErrorContent, errorContent } from "./outcome";
 import { packageVersion } from "./paths";
 import { ensureProcessHandlers } from "./process-handlers";
@@ -195,7 +195,7 @@ export class ArrakisHandler extends JupyterHandlerImpl {
     let outputText: string | null = null;
     if (!error && out.hasValue && !silent) {
       try {
-        const data = toBundle(out.value);
+        const data = toMimeBundle(out.value);
         outputText = String(data["text/plain"]);
         io.publish("execute_result", { execution_count: count, data, metadata: {} });
       } catch (e) {
@@ -271,7 +271,7 @@ export class ArrakisHandler extends JupyterHandlerImpl {
     for (const [name, expr] of Object.entries(exprs ?? {})) {
       try {
         const value = new Function("__locals", `with (__locals) { return (${expr}\n); }`)(this.exec.locals);
-        const data: MimeBundle = toBundle(value);
+        const data: MimeBundle = toMimeBundle(value);
         out[name] = { status: "ok", data, metadata: {} };
       } catch (e) {
         out[name] = { status: "error", ...errorContent(e) };

@@ -420,6 +420,21 @@ describe("kernel units", () => {
     assert.throws(() => codec.decode(other), /invalid message signature/);
   });
 
+  test("one mime module: the kernel sends the library's bundles, made JSON-safe", async () => {
+    const kernelDisplay = fs.readFileSync(path.join(repoRoot, "kernel", "display.ts"), "utf8");
+    assert.match(kernelDisplay, /from "\.\.\/src\/display\/mime"/);
+    assert.ok(!fs.existsSync(path.join(repoRoot, "kernel", "mime.ts")), "a second mime module is back");
+    const { toMimeBundle, completeBundle } = await import("../src/display/mime");
+    const png = new Uint8Array([137, 80, 78, 71]);
+    assert.deepEqual(toMimeBundle({ toMimeBundle: () => ({ "image/png": png, "text/html": undefined }) }), {
+      "image/png": Buffer.from(png).toString("base64"),
+      "text/plain": "{ toMimeBundle: [Function: toMimeBundle] }",
+    });
+    assert.deepEqual(toMimeBundle("as is"), { "text/plain": "as is" });
+    assert.equal((toMimeBundle(Array.from({ length: 500 }, (_, i) => i))["text/plain"] as string).includes("... 400 more items"), true);
+    assert.throws(() => completeBundle([], () => ""), /must return an object/);
+  });
+
   test("kernel log: debug lines only at ARRAKIS_LOG_LEVEL=debug, warnings always", async () => {
     const snippet = `const l = require(${JSON.stringify(path.join(repoRoot, "dist", "kernel", "log.js"))}); l.kernelLog("detail"); l.kernelInfo("ready"); l.kernelWarn("trouble");`;
     const levels = async (level?: string) => {

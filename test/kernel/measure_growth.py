@@ -2,8 +2,9 @@
 
     JUPYTER_PATH=<prefix>/share/jupyter /usr/bin/python3 test/kernel/measure_growth.py [cells] [kind]
 
-kind: "trivial" (`1 + 1`), "heatmap" (an attention pattern shown with its Plotly figure), "print" (a line
-of output). Prints one JSON line per sample: cells run, the kernel's RSS (from /proc) and its V8 heap
+kind: "trivial" (`1 + 1`), "unique" (a different expression each cell, as in a real notebook), "declare"
+(each cell declares a new variable), "heatmap" (an attention pattern shown with its Plotly figure), "print"
+(a line of output). Prints one JSON line per sample: cells run, the kernel's RSS (from /proc) and its V8 heap
 after a full GC (so garbage waiting for collection is not counted as growth).
 """
 import json
@@ -15,6 +16,8 @@ from kernel_client import run, start, stop
 
 CELLS = {
     "trivial": "1 + 1",
+    "unique": "{i} + 1",
+    "declare": "const v{i} = {i};",
     "heatmap": "attention.attentionPatterns([1, 2, 3, 4, 5, 6, 7, 8], 0, 0)",
     "print": 'console.log("a line of output")',
 }
@@ -43,10 +46,10 @@ def measure(n=1000, kind="trivial", every=250):
     km, kc = start(env={**os.environ, "NODE_OPTIONS": "--expose-gc"})
     try:
         code = CELLS[kind]
-        run(kc, code)  # first use loads lazy code (Plotly, the renderer): not per-cell growth
+        run(kc, code.replace("{i}", "0"))  # first use loads lazy code (Plotly, the renderer): not per-cell growth
         samples = [sample(km, kc, 0)]
         for i in range(1, n + 1):
-            reply, _ = run(kc, code)
+            reply, _ = run(kc, code.replace("{i}", str(i)))
             assert reply["status"] == "ok", reply
             if i % every == 0:
                 samples.append(sample(km, kc, i))

@@ -26,6 +26,11 @@ class ArrakisKernelTests(jkt.KernelTests):
     completion_samples = [
         {"text": "display.htm", "matches": {"html"}},
         {"text": "const arrakisLongName = 1; arrakisLong", "matches": {"arrakisLongName"}},
+        # The preloaded objects carry the library's own types (completion comes from them).
+        {"text": "model.forw", "matches": {"forward"}},
+        {"text": "attention.attentionPatt", "matches": {"attentionPatterns"}},
+        {"text": "exp.logExper", "matches": {"logExperiment"}},
+        {"text": "tf.tensor2", "matches": {"tensor2d"}},
     ]
 
     complete_code_samples = ["1", "const x = 1;", "display(1)", "for (const i of [1, 2]) { console.log(i); }"]

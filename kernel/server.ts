@@ -27,6 +27,9 @@ import { exitKernel } from "./process-handlers";
 import { configurePublisher, IopubChannel } from "./iopub";
 import { ConnectionInfo, Message, SendQueue, WireCodec } from "./wire";
 
+/** How long a failed cell's reply waits for requests already in transit (only after an error). */
+const ARRIVAL_SETTLE_MS = 50;
+
 export interface ServerOptions {
   connectionFile: string;
   zeromqPath: string;
@@ -244,14 +247,15 @@ export class ArrakisServer {
 
   /**
    * Marks every execute request that has arrived so far for abort. Called before the error reply is
-   * sent, so a request the client sends after seeing the error is never caught. Requests that reached
-   * the socket while the cell ran are read first: the shell loop runs between event-loop turns.
+   * sent, so a request the client sends after seeing the error is never caught, and any request that
+   * arrives before the reply leaves was sent before the client could know of the error. That is why the
+   * kernel waits ARRIVAL_SETTLE_MS first: "Run All" sends its requests back to back, and under load some
+   * are still in transit when a quick cell fails. The shell loop reads arrivals in the event loop's poll
+   * phase, which timers go through.
    */
   private async abortArrived(): Promise<void> {
-    for (let turns = 0; turns < 1000; turns++) {
-      await new Promise((r) => setImmediate(r));
-      if (!this.shell.readable) break;
-    }
+    await new Promise((r) => setTimeout(r, ARRIVAL_SETTLE_MS));
+    for (let turns = 0; turns < 1000 && this.shell.readable; turns++) await new Promise((r) => setTimeout(r, 1));
     for (const queued of this.queue) if (queued.header.msg_type === "execute_request") this.toAbort.add(queued);
   }
 

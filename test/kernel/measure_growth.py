@@ -22,7 +22,11 @@ CELLS = {
     "print": 'console.log("a line of output")',
 }
 
-PROBE = "(() => { (globalThis as any).gc?.(); const m = process.memoryUsage(); return JSON.stringify({ heap: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers }); })()"
+PROBE = (
+    "(() => { (globalThis as any).gc?.(); const m = process.memoryUsage();"
+    " const spaces = Object.fromEntries(require('v8').getHeapSpaceStatistics().map((s: any) => [s.space_name, s.space_size]));"
+    " return JSON.stringify({ heap: m.heapUsed, heapTotal: m.heapTotal, external: m.external, code: spaces.code_space, old: spaces.old_space, spaces }); })()"
+)
 
 
 def rss_mb(pid):
@@ -38,12 +42,14 @@ def sample(km, kc, cells):
     text = next(m["content"]["data"]["text/plain"] for m in outputs if m["msg_type"] == "execute_result")
     mem = json.loads(text.strip("'\""))
     return {"cells": cells, "rss_mb": round(rss_mb(km.provisioner.process.pid), 1),
-            "heap_mb": round(mem["heap"] / 2**20, 1), "external_mb": round(mem["external"] / 2**20, 1)}
+            "heap_mb": round(mem["heap"] / 2**20, 1), "heap_total_mb": round(mem["heapTotal"] / 2**20, 1),
+            "code_mb": round(mem["code"] / 2**20, 1), "external_mb": round(mem["external"] / 2**20, 1),
+            "spaces_mb": {k: round(v / 2**20, 1) for k, v in mem["spaces"].items()}}
 
 
-def measure(n=1000, kind="trivial", every=250):
+def measure(n=1000, kind="trivial", every=250, extra_env=None):
     # --expose-gc: the probe collects garbage first, so only what the kernel keeps is counted.
-    km, kc = start(env={**os.environ, "NODE_OPTIONS": "--expose-gc"})
+    km, kc = start(env={**os.environ, "NODE_OPTIONS": "--expose-gc", **(extra_env or {})})
     try:
         code = CELLS[kind]
         run(kc, code.replace("{i}", "0"))  # first use loads lazy code (Plotly, the renderer): not per-cell growth
@@ -61,7 +67,9 @@ def measure(n=1000, kind="trivial", every=250):
 if __name__ == "__main__":
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     kind = sys.argv[2] if len(sys.argv) > 2 else "trivial"
+    every = int(sys.argv[3]) if len(sys.argv) > 3 else 250
+    extra = dict(kv.split("=", 1) for kv in sys.argv[4:])  # e.g. MALLOC_ARENA_MAX=2
     t0 = time.time()
-    for s in measure(n, kind):
+    for s in measure(n, kind, every, extra):
         print(json.dumps(s), flush=True)
     print(f"# {n} {kind} cells in {time.time() - t0:.0f} s", flush=True)

@@ -30,7 +30,6 @@ class ArrakisKernelTests(jkt.KernelTests):
         {"text": "model.forw", "matches": {"forward"}},
         {"text": "attention.attentionPatt", "matches": {"attentionPatterns"}},
         {"text": "exp.logExper", "matches": {"logExperiment"}},
-        {"text": "tf.tensor2", "matches": {"tensor2d"}},
     ]
 
     complete_code_samples = ["1", "const x = 1;", "display(1)", "for (const i of [1, 2]) { console.log(i); }"]

@@ -255,6 +255,7 @@ describe("kernel through Jupyter clients", () => {
       "test_process_exit_is_refused",
       "test_background_errors_reach_the_next_cell",
       "test_a_normal_start_logs_one_line",
+      "test_preloaded_objects_complete_with_the_library_types",
       "test_z_callback_looping_after_its_cell_is_recovered_by_restart",
     ]);
   });

@@ -65,6 +65,14 @@ class Reliability(unittest.TestCase):
         self.assertEqual([l for l in lines if " debug] " in l], [], "debug lines at the default level")
         self.assertNotIn("re-installed", self.kernel_log())
 
+    def test_preloaded_objects_complete_with_the_library_types(self):
+        self.ok("1")  # after the prelude: the preloaded names are declared
+        for text, want in [("model.forw", "forward"), ("attention.attentionPatt", "attentionPatterns"), ("exp.logExper", "logExperiment")]:
+            msg_id = self.kc.complete(text, len(text))
+            reply = self.kc.get_shell_msg(timeout=60)
+            self.assertEqual(reply["parent_header"]["msg_id"], msg_id)
+            self.assertIn(want, reply["content"]["matches"], text)
+
     def test_burst_of_100000_lines_arrives_in_order_then_idle(self):
         n = 100_000
         msg_id = self.kc.execute(f"for (let i = 0; i < {n}; i++) console.log('line ' + i)")

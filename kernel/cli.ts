@@ -6,6 +6,7 @@
  * `arrakis-ts --help | -h | help`, `arrakis-ts --version`
  */
 import { checkModelSpec, install, kernelsDir, KERNEL_NAME, Location, sysPrefixWarning, uninstall } from "./kernelspec";
+import { tuneHeap } from "./heap";
 import { LOG_LEVEL_ENV, LOG_LEVELS } from "./log";
 import { packageVersion } from "./paths";
 
@@ -99,6 +100,7 @@ async function main(argv: string[]): Promise<number> {
         if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new Error(`--log-level ${JSON.stringify(level)}: expected one of ${LOG_LEVELS.join(", ")}`);
         process.env[LOG_LEVEL_ENV] = level;
       }
+      tuneHeap(); // before the launcher loads anything: the heap should not grow first
       const { startKernel } = await import("./launcher");
       await startKernel({ connectionFile, model: flags.get("--model") as string | undefined });
       return -1; // keep running

@@ -21,6 +21,8 @@ type Entry = { line: number; input: string; output: string | null };
 type Row = [number, number, string | [string, string | null]];
 
 export const CURRENT_SESSION = 1;
+/** Characters of a cell's output text kept in the history (the notebook itself holds the full output). */
+export const HISTORY_OUTPUT_MAX = 10_000;
 
 export function globToRegExp(glob: string): RegExp {
   let re = "";
@@ -44,8 +46,13 @@ export function globToRegExp(glob: string): RegExp {
 export class History {
   private readonly entries: Entry[] = [];
 
+  /**
+   * Keeps a cell's input and the start of its output text: the history lives as long as the kernel, and a
+   * cell whose value is a huge string must not keep that string alive with it.
+   */
   record(line: number, input: string, output: string | null): void {
-    this.entries.push({ line, input, output });
+    const kept = output !== null && output.length > HISTORY_OUTPUT_MAX ? `${output.slice(0, HISTORY_OUTPUT_MAX)}…` : output;
+    this.entries.push({ line, input, output: kept });
   }
 
   query(req: HistoryRequest): Row[] {

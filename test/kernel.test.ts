@@ -406,6 +406,9 @@ describe("kernel units", () => {
     assert.equal(h.query({ hist_access_type: "search", pattern: "6 ? 7" }).length, 2);
     assert.deepEqual(h.query({ hist_access_type: "search", pattern: "6*", unique: true }), [[1, 4, "6 * 7"]]);
     assert.deepEqual(h.query({ hist_access_type: "search", pattern: "[ab] = *", n: 1 }), [[1, 3, "b = 2"]]);
+    h.record(5, "big", "x".repeat(1e6));
+    const [[, , [, kept]]] = h.query({ hist_access_type: "tail", n: 1, output: true }) as [number, number, [string, string]][];
+    assert.equal(kept.length, 10_001, "a huge output is not kept whole");
   });
 
   test("wire format: signed round trip, tampering rejected", async () => {

@@ -22,8 +22,8 @@ export function mulberry32(seed: number): () => number {
 export function initParams(c: ModelDims, seed: number): ModelParams {
   checkModelFits(c, `random init of ${c.family}`); // before the first allocation: a 7 B default would hang the machine
   const rand = mulberry32(seed);
-  const normal = (shape: number[]): tf.Tensor => {
-    const n = shape.reduce((a, b) => a * b, 1);
+  const normal = (shape: number[]): tf.Tensor => tf.tensor(normalValues(shape.reduce((a, b) => a * b, 1)), shape);
+  const normalValues = (n: number): Float32Array => {
     const out = new Float32Array(n);
     for (let i = 0; i < n; i += 2) {
       // Box–Muller: two independent normals per pair of uniforms.
@@ -32,7 +32,7 @@ export function initParams(c: ModelDims, seed: number): ModelParams {
       out[i] = r * Math.cos(th);
       if (i + 1 < n) out[i + 1] = r * Math.sin(th);
     }
-    return tf.tensor(out, shape);
+    return out;
   };
   const m = (rows: number, cols: number) => normal([rows, cols]) as tf.Tensor2D;
   const zeros = (n: number) => tf.zeros([n]) as tf.Tensor1D;
@@ -61,12 +61,30 @@ export function initParams(c: ModelDims, seed: number): ModelParams {
       ...(bias && !c.gatedMlp ? { bIn: zeros(c.dMlp), bOut: zeros(c.dModel) } : {}),
     },
   }));
-  const wE = m(c.dVocab, c.dModel);
+  const wEValues = normalValues(c.dVocab * c.dModel);
+  const wE = tf.tensor2d(wEValues, [c.dVocab, c.dModel]);
   return {
     wE,
     wPos: c.positional === "learned" ? m(c.nCtx, c.dModel) : undefined,
     layers,
     lnFinal: normP(),
-    wU: c.tiedEmbeddings ? (tf.transpose(wE) as tf.Tensor2D) : m(c.dModel, c.dVocab),
+    // The tied unembedding is the embedding transposed, in JS (exact; the cpu backend's transpose of a
+    // 128k-vocabulary embedding takes ~40 s, this ~1 s).
+    wU: c.tiedEmbeddings ? tf.tensor2d(transpose2d(wEValues, c.dVocab, c.dModel), [c.dModel, c.dVocab]) : m(c.dModel, c.dVocab),
   };
 }
+
+/** x `[rows, cols]` row-major → its transpose `[cols, rows]`, in cache-sized tiles. */
+function transpose2d(x: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(x.length);
+  const B = 64;
+  for (let r0 = 0; r0 < rows; r0 += B) {
+    const r1 = Math.min(rows, r0 + B);
+    for (let c0 = 0; c0 < cols; c0 += B) {
+      const c1 = Math.min(cols, c0 + B);
+      for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) out[c * rows + r] = x[r * cols + c];
+    }
+  }
+  return out;
+}
+

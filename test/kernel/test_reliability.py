@@ -34,11 +34,17 @@ class Reliability(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.log = tempfile.NamedTemporaryFile(prefix="arrakis-kernel-log-", suffix=".txt", delete=False)
-        cls.km = KernelManager(kernel_name=KERNEL)
-        cls.km.start_kernel(cwd=KERNEL_CWD, stderr=cls.log)
-        cls.kc = cls.km.client()
-        cls.kc.start_channels()
-        cls.kc.wait_for_ready(timeout=STARTUP_TIMEOUT)
+        try:
+            cls.km = KernelManager(kernel_name=KERNEL)
+            cls.km.start_kernel(cwd=KERNEL_CWD, stderr=cls.log)
+            cls.kc = cls.km.client()
+            cls.kc.start_channels()
+            cls.kc.wait_for_ready(timeout=STARTUP_TIMEOUT)
+        except BaseException:
+            # tearDownClass does not run when setup fails: leave no log file behind.
+            cls.log.close()
+            os.unlink(cls.log.name)
+            raise
 
     @classmethod
     def tearDownClass(cls):

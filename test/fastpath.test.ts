@@ -1,5 +1,5 @@
 /**
- * The wasm fast path (issue 7): parity with the Hugging Face fixture with threaded wasm on and off, the
+ * The wasm fast path (2-D matMuls, heap-view slicing, threads): parity with the Hugging Face fixture with threaded wasm on and off, the
  * heap-view Slice/Unpack/SplitV kernels against the cpu backend, and the ActivationCache that lives outside
  * the backend. Threads are chosen once per process, so each setting runs in a child process (this file,
  * re-run with ARRAKIS_FASTPATH_CHILD=1). No wall-clock time is asserted anywhere: speed is `npm run bench`.

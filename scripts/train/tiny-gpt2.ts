@@ -159,7 +159,7 @@ export function layerNorm(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): tf.Tensor {
   return tf.add(tf.mul(tf.mul(centered, tf.rsqrt(tf.add(variance, LAYER_NORM_EPS))), w), b);
 }
 
-/** Additive causal mask [T, T]: 0 where key ≤ query, -1e9 above the diagonal. Built from floats (see DESIGN.md). */
+/** Additive causal mask [T, T]: 0 where key ≤ query, -1e9 above the diagonal. Built from floats: a bool bandPart is wrong on the wasm backend. */
 export function causalMask(T: number): tf.Tensor2D {
   const m = new Float32Array(T * T);
   for (let q = 0; q < T; q++) for (let k = q + 1; k < T; k++) m[q * T + k] = -1e9;

@@ -1,6 +1,6 @@
 /**
  * The Arrakis kernel, tested by real Jupyter clients against a kernelspec installed into a temporary
- * prefix (tracker issue 4):
+ * prefix:
  *  - Jupyter's conformance suite (Debian's python3-jupyter-kernel-test), test/kernel/test_protocol.py;
  *  - interrupts, restart and bad cells through jupyter_client, test/kernel/test_lifecycle.py;
  *  - a notebook executed by nbconvert/nbclient from a folder outside the project;

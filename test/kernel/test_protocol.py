@@ -1,7 +1,7 @@
 """Jupyter's own conformance suite (jupyter_kernel_test) against the installed arrakis-ts kernel.
 
 Run by test/kernel.test.ts with JUPYTER_PATH pointing at a temporary kernelspec install. Every sample
-below exercises a protocol defect stock tslab had (see tracker issue 4): kernel_info status, errors as
+below exercises a protocol defect stock tslab had: kernel_info status, errors as
 `error` messages, execute_result instead of stdout, history, is_complete "invalid", execute_input.
 """
 import unittest

@@ -79,9 +79,11 @@ export async function preparePrelude(modelSpec: string | undefined): Promise<Pre
 
   let backend = "unknown backend";
   try {
-    backend = await lib.initBackend();
-    kernelLog(`prelude: tf.js backend ${backend}`);
-    backend = oneLine(lib.backendReport());
+    const name = await lib.initBackend();
+    // The start line names what runs the math; the full account (threads, heap budget, each patch) is debug.
+    kernelLog(`prelude: ${oneLine(lib.backendReport())}`);
+    const wasm = name === "wasm" ? ` (${lib.wasmThreads().count} thread${lib.wasmThreads().count === 1 ? "" : "s"})` : "";
+    backend = `${lib.engineReport()}; tf.js backend: ${name}${wasm}`;
   } catch (e) {
     kernelWarn("prelude: initBackend failed:", e);
   }

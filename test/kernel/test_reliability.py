@@ -67,7 +67,7 @@ class Reliability(unittest.TestCase):
         lines = [l for l in self.kernel_log().splitlines() if l.startswith("[arrakis-ts ")]
         info = [l for l in lines if " info] " in l]
         self.assertEqual(len(info), 1, lines)
-        self.assertRegex(info[0], r"ready in [\d.]+ s: backend: \w+.*; model: .+; preloaded tf, display, model")
+        self.assertRegex(info[0], r"ready in [\d.]+ s: engine: (ort|tfjs) .*; tf.js backend: \w+.*; model: .+; preloaded tf, display, model")
         self.assertEqual([l for l in lines if " debug] " in l], [], "debug lines at the default level")
         self.assertNotIn("re-installed", self.kernel_log())
 

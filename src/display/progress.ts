@@ -13,6 +13,7 @@
  * call, no grouping), used when no host is installed.
  */
 import type { MimeBundle } from "./mime";
+import { escapeHtml as esc } from "./tokens";
 
 export interface Progress {
   /** `done` of `total` steps finished. */
@@ -123,7 +124,6 @@ function runLabel(g: Group, run: number): string {
   return g.runs > 1 ? `${g.label} · run ${run}` : g.label;
 }
 
-const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
 
 /** The one line a finished (or stopped) piece of work leaves behind. */
 function summaryBundle(g: Group, done: number, total: number, elapsedMs: number, note?: string): MimeBundle {

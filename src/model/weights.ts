@@ -83,9 +83,24 @@ export class WeightReader {
 
 /** `[rows, cols]` row-major data transposed into a `[cols, rows]` tensor. */
 export function transpose2d(data: Float32Array, rows: number, cols: number): tf.Tensor2D {
+  return tf.tensor2d(transposeData(data, rows, cols), [cols, rows]);
+}
+
+/**
+ * Row-major `[rows, cols]` data → its transpose `[cols, rows]`, in JS and in cache-sized tiles: exact, and
+ * far faster than a backend transpose on the cpu backend (a 128k-vocabulary embedding: ~1 s vs ~40 s).
+ */
+export function transposeData(x: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c];
-  return tf.tensor2d(out, [cols, rows]);
+  const B = 64;
+  for (let r0 = 0; r0 < rows; r0 += B) {
+    const r1 = Math.min(rows, r0 + B);
+    for (let c0 = 0; c0 < cols; c0 += B) {
+      const c1 = Math.min(cols, c0 + B);
+      for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) out[c * rows + r] = x[r * cols + c];
+    }
+  }
+  return out;
 }
 
 /** Columns [from, to) of a row-major `[rows, cols]` matrix as a `[rows, to-from]` tensor. */

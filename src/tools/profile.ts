@@ -7,6 +7,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { Displayable, MimeBundle } from "../display";
 import { fail, show } from "../errors";
 import type { HookedAutoModel } from "../model/hooked-model";
+import { escapeHtml as esc } from "../display/tokens";
 import { fmt, textTable } from "./common";
 
 
@@ -119,7 +120,6 @@ export class ModelProfile<R = unknown> implements Displayable {
   }
 
   toMimeBundle(): MimeBundle {
-    const esc = (s: string) => s.replace(/[&<>]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" })[c] as string);
     const bar = (ms: number) => `<div style="background:#4c78a8;height:10px;width:${Math.round((200 * ms) / (this.totalMs || 1))}px"></div>`;
     const row = (cells: string[]) => `<tr>${cells.map((c) => `<td style="padding:2px 8px;text-align:left">${c}</td>`).join("")}</tr>`;
     const html = [

@@ -6,7 +6,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { fail, show } from "../../errors";
 import type { Activation, AttnParams, LayerParams, MlpParams, ModelDims, NormParams } from "../types";
-import type { WeightReader } from "../weights";
+import { transposeData, type WeightReader } from "../weights";
 import { type HfConfig, attentionHeads, firstOf, headDim, nestedRope, num, posInt, ropeTheta, tokenId } from "./adapter";
 
 /** Hugging Face `ACT2FN` names we implement, mapped to our activations. */
@@ -204,12 +204,6 @@ export function unembed(r: WeightReader, c: ModelDims, headName: string, wE: tf.
   return tf.transpose(wE) as tf.Tensor2D;
 }
 
-/** Row-major `[rows, cols]` → transposed `[cols, rows]` data, for hand-split fused `nn.Linear` weights. */
-export function transposeData(data: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(rows * cols);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = data[i * cols + j];
-  return out;
-}
 
 /** Rows [from, to) of a row-major `[rows, cols]` matrix (an `nn.Linear` slice of output features), as `[in, out]`. */
 export function linearRows(data: Float32Array, cols: number, from: number, to: number): tf.Tensor2D {

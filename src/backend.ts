@@ -17,7 +17,7 @@
  */
 import * as os from "node:os";
 import * as tf from "@tensorflow/tfjs";
-import { type EngineChoice, engineReport, setEnginePreference } from "./engine/engine";
+import { type EngineChoice, setEnginePreference } from "./engine/choice";
 import { fail, show } from "./errors";
 import { patchReport, patchStatus } from "./patches";
 import { applyWasmHeapGuard, WASM_HEAP_MAX_BYTES, withWasmStderr } from "./patches/wasm-heap-guard";
@@ -119,7 +119,7 @@ async function choose(): Promise<BackendName> {
 }
 
 export interface InitOptions {
-  /** The engine for models created afterwards: "ort" (onnxruntime), "tfjs", or "auto" (default; see engineReport()). */
+  /** The engine for models created afterwards: "ort" (onnxruntime), "tfjs", or "auto" (default; see backendReport()). */
   engine?: EngineChoice;
 }
 
@@ -148,8 +148,11 @@ export function backend(): string {
   return tf.getBackend();
 }
 
-/** A human-readable account of the choice: which backend runs and why the preferred ones were skipped. */
-export function backendReport(): string {
+/**
+ * Which TF.js backend runs and why the preferred ones were skipped, and the patches' status. The full report,
+ * with the engine, is `backendReport()` of the engine layer.
+ */
+export function tfBackendReport(): string {
   const lines = [`backend: ${tf.getBackend()}`];
   if (tf.getBackend() === "wasm") {
     const flags = tf.env().features;
@@ -159,7 +162,6 @@ export function backendReport(): string {
   }
   for (const s of skipped) lines.push(`skipped ${s}`);
   lines.push(...patchReport());
-  lines.push(engineReport());
   return lines.join("\n");
 }
 

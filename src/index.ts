@@ -5,8 +5,8 @@
 import * as tf from "@tensorflow/tfjs";
 
 export { tf };
-export { initBackend, backend, backendReport, wasmThreads, type InitOptions } from "./backend";
-export { engineReport, engineName, engineMemoryLimit, type EngineChoice } from "./engine/engine";
+export { initBackend, backend, wasmThreads, type InitOptions } from "./backend";
+export { backendReport, engineReport, engineName, engineMemoryLimit, type EngineChoice } from "./engine/engine";
 export type { EngineName } from "./engine/types";
 export { ArrakisError } from "./errors";
 export { HookedAutoConfig, type HookedAutoConfigFields } from "./model/config";

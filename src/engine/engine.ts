@@ -11,39 +11,16 @@
  */
 import * as os from "node:os";
 import * as tf from "@tensorflow/tfjs";
-import { fail, show } from "../errors";
+import { fail } from "../errors";
+import { tfBackendReport } from "../backend";
+import { type EngineChoice, wantedEngine as wanted } from "./choice";
 import type { ModelDims, ModelParams } from "../model/types";
 import { tfjsEngine } from "./tfjs";
 import type { Engine, EngineName } from "./types";
 
-export type EngineChoice = EngineName | "auto";
-const CHOICES: EngineChoice[] = ["ort", "tfjs", "auto"];
+export { type EngineChoice, checkEngineChoice, setEnginePreference } from "./choice";
 
-let preference: { choice: EngineChoice; from: string } | null = null;
 let ort: { engine: Engine | null; reason: string } | null = null;
-
-/** Validates an engine option (a model's or initBackend's). */
-export function checkEngineChoice(choice: unknown): EngineChoice | undefined {
-  if (choice !== undefined && !CHOICES.includes(choice as EngineChoice)) fail(`engine must be one of ${CHOICES.join(", ")}, got ${show(choice)}`);
-  return choice as EngineChoice | undefined;
-}
-
-/** Sets the engine choice (initBackend's `engine` option); later models use it. */
-export function setEnginePreference(choice: EngineChoice | undefined, from = "initBackend({ engine })"): void {
-  const c = checkEngineChoice(choice);
-  if (c === undefined) return;
-  preference = { choice: c, from: from.replace("{ engine }", `{ engine: "${c}" }`) };
-}
-
-function wanted(): { choice: EngineChoice; from: string } {
-  if (preference) return preference;
-  const env = process.env.ARRAKIS_ENGINE?.trim();
-  if (env) {
-    if (!CHOICES.includes(env as EngineChoice)) fail(`ARRAKIS_ENGINE=${show(env)} is not an engine; expected one of ${CHOICES.join(", ")}`);
-    return { choice: env as EngineChoice, from: `ARRAKIS_ENGINE=${env}` };
-  }
-  return { choice: "auto", from: "automatic" };
-}
 
 /** Loads the onnxruntime engine and checks it once per process; the reason says what happened. */
 function ortEngine(): { engine: Engine | null; reason: string } {
@@ -108,4 +85,12 @@ export function engineName(): EngineName {
 export function engineMemoryLimit(): number {
   if (engineName() === "tfjs" && tf.getBackend() === "wasm") return 4 * 2 ** 30;
   return os.totalmem();
+}
+
+/**
+ * A human-readable account of what runs the math: the TF.js backend (and why preferred ones were skipped),
+ * the patches applied to other packages, and the engine new models get.
+ */
+export function backendReport(): string {
+  return `${tfBackendReport()}\n${engineReport()}`;
 }

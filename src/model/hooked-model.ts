@@ -27,18 +27,8 @@ import { disposeParams, tidyParams } from "./params";
 import { idsFromTensor, type ModelInput, validateIds } from "./input";
 import type { ModelDims, ModelParams } from "./types";
 
-export interface ModelOptions {
-  /** Seed of the random initialisation (default 0). */
-  seed?: number;
-  /** Tokenizer for string input. */
-  tokenizer?: TextTokenizer | null;
-  /** Prepend the BOS token to string input (default: what the tokenizer's post-processor does, as in HF). */
-  prependBos?: boolean;
-  /** The engine for this model (default: the process-wide choice, see `initBackend({ engine })`). */
-  engine?: EngineChoice;
-  /** @internal The given weights live in TF.js's cpu storage (fromPretrained of a model too big for wasm). */
-  weightsInJsMemory?: boolean;
-}
+import type { ModelOptions } from "./options";
+export type { ModelOptions };
 
 export interface RunWithCacheOptions {
   /** Hook names (or a predicate) to record; default all. Only these are kept. */

@@ -14,7 +14,7 @@ import { type Checkpoint, checkFloatWeights, CONFIG_FILE, openCheckpoint, readCo
 import { checkRegularFile } from "../io/safetensors";
 import { TextTokenizer } from "../io/tokenizer";
 import { HookedAutoConfig } from "./config";
-import type { ModelOptions } from "./hooked-model";
+import type { ModelOptions } from "./options";
 import { checkHeaderShapes, checkParameterCount } from "./load-checks";
 import { disposeParams, tidyParams } from "./params";
 import { checkModelFits } from "./size";

@@ -10,6 +10,7 @@ import * as tf from "@tensorflow/tfjs";
 import { wasmSafeHeapBytes } from "../backend";
 import { fail } from "../errors";
 import type { ModelDims } from "./types";
+import { wantedEngine } from "../engine/choice";
 
 export interface ModelSize {
   /** Parameters (weights, biases, norm weights; a tied unembedding counted once), as Hugging Face counts them. */
@@ -71,9 +72,7 @@ export function modelSize(c: ModelDims): ModelSize {
  */
 export function memoryLimit(): MemoryLimit {
   if (tf.getBackend() === "wasm") {
-    // Required lazily: the engine module reaches the model modules that import this one.
-    const { engineChoice } = require("../engine/engine") as typeof import("../engine/engine");
-    const packed = engineChoice() !== "ort";
+    const packed = wantedEngine().choice !== "ort";
     const what = packed ? "the wasm heap's budget for weights" : "the wasm heap's budget for weights (onnxruntime engine: no packed copies)";
     return { bytes: wasmSafeHeapBytes(), what, packedMatMulCopies: packed };
   }

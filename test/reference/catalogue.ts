@@ -4,7 +4,7 @@
  * whose length follows a size: layer_types, longrope factors); every flag and spelling of the published file is
  * kept. `catalogueCase` pairs the shrunk config with the tensor names and shapes Hugging Face stores for it.
  */
-import { D, H, L, V, type FamilyCase, type Param, layers, llamaParams } from "./checkpoints";
+import { D, H, L, V, type FamilyCase, type Param, gptNeoxParams, layers, llamaParams, phi3Layers, phiParams } from "./checkpoints";
 
 type Cfg = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -59,52 +59,11 @@ function paramsFor(c: Cfg): Param[] {
         ["transformer.ln_f.weight", [D], "norm"], ["transformer.ln_f.bias", [D], "bias"],
       ];
     case "gpt_neox":
-      return [
-        ["gpt_neox.embed_in.weight", [V, D], "w"],
-        ...layers((l): Param[] => {
-          const p = `gpt_neox.layers.${l}.`;
-          return [
-            [p + "input_layernorm.weight", [D], "norm"], [p + "input_layernorm.bias", [D], "bias"],
-            [p + "post_attention_layernorm.weight", [D], "norm"], [p + "post_attention_layernorm.bias", [D], "bias"],
-            [p + "attention.query_key_value.weight", [3 * D, D], "w"], [p + "attention.query_key_value.bias", [3 * D], "bias"],
-            [p + "attention.dense.weight", [D, D], "w"], [p + "attention.dense.bias", [D], "bias"],
-            [p + "mlp.dense_h_to_4h.weight", [I, D], "w"], [p + "mlp.dense_h_to_4h.bias", [I], "bias"],
-            [p + "mlp.dense_4h_to_h.weight", [D, I], "w"], [p + "mlp.dense_4h_to_h.bias", [D], "bias"],
-          ];
-        }),
-        ["gpt_neox.final_layer_norm.weight", [D], "norm"], ["gpt_neox.final_layer_norm.bias", [D], "bias"],
-        ["embed_out.weight", [V, D], "w"],
-      ];
+      return gptNeoxParams(I);
     case "phi3":
-      return [
-        embed,
-        ...layers((l): Param[] => {
-          const p = `model.layers.${l}.`;
-          return [
-            [p + "self_attn.o_proj.weight", [D, H * hd], "w"], [p + "self_attn.qkv_proj.weight", [(H + 2 * kv) * hd, D], "w"],
-            [p + "mlp.gate_up_proj.weight", [2 * I, D], "w"], [p + "mlp.down_proj.weight", [D, I], "w"],
-            [p + "input_layernorm.weight", [D], "norm"], [p + "post_attention_layernorm.weight", [D], "norm"],
-          ];
-        }),
-        ["model.norm.weight", [D], "norm"], ...head,
-      ];
+      return [embed, ...phi3Layers({ kv, hd, I }), ["model.norm.weight", [D], "norm"], ...head];
     case "phi":
-      return [
-        embed,
-        ...layers((l): Param[] => {
-          const p = `model.layers.${l}.`;
-          const a = p + "self_attn.";
-          return [
-            [p + "input_layernorm.weight", [D], "norm"], [p + "input_layernorm.bias", [D], "bias"],
-            ...(["q_proj", "k_proj", "v_proj"] as const).flatMap((n): Param[] => [[a + n + ".weight", [H * hd, D], "w"], [a + n + ".bias", [H * hd], "bias"]]),
-            [a + "dense.weight", [D, H * hd], "w"], [a + "dense.bias", [D], "bias"],
-            [p + "mlp.fc1.weight", [I, D], "w"], [p + "mlp.fc1.bias", [I], "bias"],
-            [p + "mlp.fc2.weight", [D, I], "w"], [p + "mlp.fc2.bias", [D], "bias"],
-          ];
-        }),
-        ["model.final_layernorm.weight", [D], "norm"], ["model.final_layernorm.bias", [D], "bias"],
-        ["lm_head.weight", [V, D], "w"], ["lm_head.bias", [V], "bias"],
-      ];
+      return phiParams({ hd, I });
     default: {
       const bias = Boolean(c.attention_bias);
       const o = {

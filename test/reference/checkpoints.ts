@@ -64,6 +64,58 @@ export function llamaParams(o: {
   });
 }
 
+/** GPT-NeoX's stored tensors, embeddings to unembedding; `I` is the MLP width. */
+export function gptNeoxParams(I: number): Param[] {
+  return [
+    ["gpt_neox.embed_in.weight", [V, D], "w"],
+    ...layers((l): Param[] => {
+      const p = `gpt_neox.layers.${l}.`;
+      return [
+        [p + "input_layernorm.weight", [D], "norm"], [p + "input_layernorm.bias", [D], "bias"],
+        [p + "post_attention_layernorm.weight", [D], "norm"], [p + "post_attention_layernorm.bias", [D], "bias"],
+        [p + "attention.query_key_value.weight", [3 * D, D], "w"], [p + "attention.query_key_value.bias", [3 * D], "bias"],
+        [p + "attention.dense.weight", [D, D], "w"], [p + "attention.dense.bias", [D], "bias"],
+        [p + "mlp.dense_h_to_4h.weight", [I, D], "w"], [p + "mlp.dense_h_to_4h.bias", [I], "bias"],
+        [p + "mlp.dense_4h_to_h.weight", [D, I], "w"], [p + "mlp.dense_4h_to_h.bias", [D], "bias"],
+      ];
+    }),
+    ["gpt_neox.final_layer_norm.weight", [D], "norm"], ["gpt_neox.final_layer_norm.bias", [D], "bias"],
+    ["embed_out.weight", [V, D], "w"],
+  ];
+}
+
+/** Phi-3's fused qkv and gate_up layers under `model.layers.{l}.` (embeddings, final norm and head are the caller's). */
+export function phi3Layers(o: { kv: number; hd: number; I: number }): Param[] {
+  return layers((l): Param[] => {
+    const p = `model.layers.${l}.`;
+    return [
+      [p + "self_attn.o_proj.weight", [D, H * o.hd], "w"], [p + "self_attn.qkv_proj.weight", [(H + 2 * o.kv) * o.hd, D], "w"],
+      [p + "mlp.gate_up_proj.weight", [2 * o.I, D], "w"], [p + "mlp.down_proj.weight", [D, o.I], "w"],
+      [p + "input_layernorm.weight", [D], "norm"], [p + "post_attention_layernorm.weight", [D], "norm"],
+    ];
+  });
+}
+
+/** Phi (Phi-2 layout)'s stored tensors: one LayerNorm a layer, biases everywhere, a biased untied head. */
+export function phiParams(o: { hd: number; I: number }): Param[] {
+  return [
+    ["model.embed_tokens.weight", [V, D], "w"],
+    ...layers((l): Param[] => {
+      const p = `model.layers.${l}.`;
+      const a = p + "self_attn.";
+      return [
+        [p + "input_layernorm.weight", [D], "norm"], [p + "input_layernorm.bias", [D], "bias"],
+        ...(["q_proj", "k_proj", "v_proj"] as const).flatMap((n): Param[] => [[a + n + ".weight", [H * o.hd, D], "w"], [a + n + ".bias", [H * o.hd], "bias"]]),
+        [a + "dense.weight", [D, H * o.hd], "w"], [a + "dense.bias", [D], "bias"],
+        [p + "mlp.fc1.weight", [o.I, D], "w"], [p + "mlp.fc1.bias", [o.I], "bias"],
+        [p + "mlp.fc2.weight", [D, o.I], "w"], [p + "mlp.fc2.bias", [D], "bias"],
+      ];
+    }),
+    ["model.final_layernorm.weight", [D], "norm"], ["model.final_layernorm.bias", [D], "bias"],
+    ["lm_head.weight", [V, D], "w"], ["lm_head.bias", [V], "bias"],
+  ];
+}
+
 function gptNeo(): FamilyCase {
   const I = 4 * D;
   return {
@@ -106,22 +158,7 @@ function gptNeox(parallel: boolean): FamilyCase {
       num_attention_heads: H, num_hidden_layers: L, rope_scaling: null, rotary_emb_base: 10000, rotary_pct: 0.25,
       tie_word_embeddings: false, use_parallel_residual: parallel,
     },
-    params: [
-      ["gpt_neox.embed_in.weight", [V, D], "w"],
-      ...layers((l): Param[] => {
-        const p = `gpt_neox.layers.${l}.`;
-        return [
-          [p + "input_layernorm.weight", [D], "norm"], [p + "input_layernorm.bias", [D], "bias"],
-          [p + "post_attention_layernorm.weight", [D], "norm"], [p + "post_attention_layernorm.bias", [D], "bias"],
-          [p + "attention.query_key_value.weight", [3 * D, D], "w"], [p + "attention.query_key_value.bias", [3 * D], "bias"],
-          [p + "attention.dense.weight", [D, D], "w"], [p + "attention.dense.bias", [D], "bias"],
-          [p + "mlp.dense_h_to_4h.weight", [I, D], "w"], [p + "mlp.dense_h_to_4h.bias", [I], "bias"],
-          [p + "mlp.dense_4h_to_h.weight", [D, I], "w"], [p + "mlp.dense_4h_to_h.bias", [D], "bias"],
-        ];
-      }),
-      ["gpt_neox.final_layer_norm.weight", [D], "norm"], ["gpt_neox.final_layer_norm.bias", [D], "bias"],
-      ["embed_out.weight", [V, D], "w"],
-    ],
+    params: gptNeoxParams(I),
   };
 }
 
@@ -151,15 +188,7 @@ function phi3(version = "4.43.4"): FamilyCase {
       rms_norm_eps: 1e-5, rope_scaling: null, rope_theta: 10000.0, sliding_window: 4, tie_word_embeddings: false,
     },
     params: [
-      ["model.embed_tokens.weight", [V, D], "w"],
-      ...layers((l): Param[] => {
-        const p = `model.layers.${l}.`;
-        return [
-          [p + "self_attn.o_proj.weight", [D, H * hd], "w"], [p + "self_attn.qkv_proj.weight", [(H + 2 * KV) * hd, D], "w"],
-          [p + "mlp.gate_up_proj.weight", [2 * I, D], "w"], [p + "mlp.down_proj.weight", [D, I], "w"],
-          [p + "input_layernorm.weight", [D], "norm"], [p + "post_attention_layernorm.weight", [D], "norm"],
-        ];
-      }),
+      ["model.embed_tokens.weight", [V, D], "w"], ...phi3Layers({ kv: KV, hd, I }),
       ["model.norm.weight", [D], "norm"], ["lm_head.weight", [V, D], "w"],
     ],
   };
@@ -392,24 +421,7 @@ function phiCase(): FamilyCase {
       num_key_value_heads: null, partial_rotary_factor: 0.4, qk_layernorm: false, resid_pdrop: 0.1, rope_scaling: null,
       rope_theta: 10000.0, tie_word_embeddings: false,
     },
-    params: [
-      ["model.embed_tokens.weight", [V, D], "w"],
-      ...layers((l): Param[] => {
-        const p = `model.layers.${l}.`;
-        const a = p + "self_attn.";
-        return [
-          [p + "input_layernorm.weight", [D], "norm"], [p + "input_layernorm.bias", [D], "bias"],
-          [a + "q_proj.weight", [H * hd, D], "w"], [a + "q_proj.bias", [H * hd], "bias"],
-          [a + "k_proj.weight", [H * hd, D], "w"], [a + "k_proj.bias", [H * hd], "bias"],
-          [a + "v_proj.weight", [H * hd, D], "w"], [a + "v_proj.bias", [H * hd], "bias"],
-          [a + "dense.weight", [D, H * hd], "w"], [a + "dense.bias", [D], "bias"],
-          [p + "mlp.fc1.weight", [I, D], "w"], [p + "mlp.fc1.bias", [I], "bias"],
-          [p + "mlp.fc2.weight", [D, I], "w"], [p + "mlp.fc2.bias", [D], "bias"],
-        ];
-      }),
-      ["model.final_layernorm.weight", [D], "norm"], ["model.final_layernorm.bias", [D], "bias"],
-      ["lm_head.weight", [V, D], "w"], ["lm_head.bias", [V], "bias"],
-    ],
+    params: phiParams({ hd, I }),
   };
 }
 

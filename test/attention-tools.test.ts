@@ -4,13 +4,13 @@
  * against ablations, exact restores, sweeps against single ablations, argument errors, and tensor ownership
  * (`tf.memory().numTensors` back at its baseline after every tool).
  */
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { HookedAutoModel, initBackend, readSafetensors } from "../src";
+import { type HookedAutoModel, readSafetensors } from "../src";
 import { ArrakisError } from "../src/errors";
 import { AttentionTools } from "../src/tools";
-import { hfFixture, maxAbsDiff } from "./helpers";
+import { fixtureModels, hfFixture, maxAbsDiff } from "./helpers";
 
 let model: HookedAutoModel;
 let llama: HookedAutoModel;
@@ -18,31 +18,13 @@ let attention: AttentionTools;
 let ref: ReturnType<typeof readSafetensors>["tensors"];
 let rows: number[][];
 
-before(async () => {
-  await initBackend();
-  model = await HookedAutoModel.fromPretrained(hfFixture("gpt2"));
-  llama = await HookedAutoModel.fromPretrained(hfFixture("llama"));
+const { noLeaks } = fixtureModels((fx) => {
+  ({ gpt2: model, llama } = fx);
   attention = new AttentionTools(model);
   ref = readSafetensors(`${hfFixture("gpt2")}/reference.safetensors`).tensors;
   const ids = ref.get("input_ids")!.data;
   rows = [Array.from(ids.slice(0, 16)), Array.from(ids.slice(16, 32))];
 });
-
-after(() => {
-  // Setup may have failed before either model existed: teardown must not add a second, misleading error.
-  model?.dispose();
-  llama?.dispose();
-});
-
-/** Runs fn and checks that it leaves no tensor and no hook behind. */
-function noLeaks<R>(fn: () => R, m: HookedAutoModel = model): R {
-  const tensors = tf.memory().numTensors;
-  const hooks = m.hookCount;
-  const r = fn();
-  assert.equal(tf.memory().numTensors, tensors, "numTensors back at its baseline");
-  assert.equal(m.hookCount, hooks, "no hook left behind");
-  return r;
-}
 
 function logitsOf(input: number[][], m: HookedAutoModel = model): Float32Array {
   const t = m.forward(input);

@@ -8,13 +8,13 @@
  * - logit lens: per layer, the decoded probabilities, top tokens and next-token ranks equal the reference's;
  * - the linked attention view carries the real patterns; every tool leaves no tensor and no hook behind.
  */
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { AttentionTools, HookedAutoModel, initBackend } from "../src";
+import { AttentionTools, HookedAutoModel } from "../src";
 import { ArrakisError } from "../src/errors";
-import { hfFixture, maxAbsDiff } from "./helpers";
+import { fixtureModels, hfFixture, maxAbsDiff } from "./helpers";
 import { referenceModel } from "./reference/hf-reference";
 import { type RefTensor, readTensors } from "./reference/safetensors-mini";
 
@@ -29,10 +29,8 @@ let wrong: number;
 const T = 12;
 const D = 64, H = 4, hd = 16, EPS = 1e-5;
 
-before(async () => {
-  await initBackend();
-  gpt2 = await HookedAutoModel.fromPretrained(hfFixture("gpt2"));
-  llama = await HookedAutoModel.fromPretrained(hfFixture("llama"));
+const { noLeaks } = fixtureModels((fx) => {
+  ({ gpt2, llama } = fx);
   tools = new AttentionTools(gpt2);
   W = readTensors(path.join(hfFixture("gpt2"), "model.safetensors"));
   const ids = readTensors(path.join(hfFixture("gpt2"), "reference.safetensors")).get("input_ids")!.data;
@@ -51,20 +49,6 @@ before(async () => {
   wrong = top(corrupted);
   if (answer === wrong) wrong = (answer + 1) % 512;
 });
-
-after(() => {
-  gpt2?.dispose();
-  llama?.dispose();
-});
-
-function noLeaks<R>(fn: () => R, m: HookedAutoModel = gpt2): R {
-  const tensors = tf.memory().numTensors;
-  const hooks = m.hookCount;
-  const r = fn();
-  assert.equal(tf.memory().numTensors, tensors, "numTensors back at its baseline");
-  assert.equal(m.hookCount, hooks, "no hook left behind");
-  return r;
-}
 
 // ------------------------------------------------------------------ float64 GPT-2 pieces (weights from the file)
 

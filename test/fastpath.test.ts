@@ -8,11 +8,10 @@
  */
 import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import * as tf from "@tensorflow/tfjs";
 import { HookedAutoConfig, HookedAutoModel, initBackend, readSafetensors } from "../src";
 import { wasmThreads } from "../src/backend";
-import { hfFixture, maxAbsDiff } from "./helpers";
+import { hfFixture, maxAbsDiff, reportToParent, runChildReport } from "./helpers";
 
 /** What a child reports about its backend and the fixture. */
 interface ChildReport {
@@ -24,36 +23,32 @@ interface ChildReport {
   sliceMismatches: number;
   sliceTrials: number;
   logits: number[];
-  error?: string;
 }
 
 // ------------------------------------------------------------------ child
 
-async function child(): Promise<void> {
-  try {
-    const backend = await initBackend();
-    const dir = hfFixture("gpt2");
-    const ref = readSafetensors(`${dir}/reference.safetensors`).tensors;
-    const ids = ref.get("input_ids")!.data;
-    const rows = [Array.from(ids.slice(0, ids.length / 2)), Array.from(ids.slice(ids.length / 2))];
-    const m = await HookedAutoModel.fromPretrained(dir);
-    const { logits, cache } = m.runWithCache(rows);
-    const report: ChildReport = {
-      backend,
-      threads: { ...wasmThreads() },
-      logitsDiff: maxAbsDiff(logits.dataSync(), ref.get("logits")!.data),
-      patternDiff: Math.max(...[0, 1].map((l) => maxAbsDiff(cache.values(`blocks.${l}.attn.hook_pattern`), ref.get(`attentions.${l}`)!.data))),
-      zDiff: Math.max(...[0, 1].map((l) => maxAbsDiff(cache.values(`blocks.${l}.attn.hook_z`), ref.get(`attn_out_proj_input.${l}`)!.data))),
-      ...sliceAgainstCpu(),
-      logits: Array.from(logits.dataSync()),
-    };
-    cache.dispose();
-    logits.dispose();
-    m.dispose();
-    process.stdout.write(JSON.stringify(report) + "\n");
-  } catch (e) {
-    process.stdout.write(JSON.stringify({ error: String((e as Error)?.stack ?? e) }) + "\n");
-  }
+/** The report of one child: its backend, and the fixture's logits, patterns and z against the HF dump. */
+async function child(): Promise<ChildReport> {
+  const backend = await initBackend();
+  const dir = hfFixture("gpt2");
+  const ref = readSafetensors(`${dir}/reference.safetensors`).tensors;
+  const ids = ref.get("input_ids")!.data;
+  const rows = [Array.from(ids.slice(0, ids.length / 2)), Array.from(ids.slice(ids.length / 2))];
+  const m = await HookedAutoModel.fromPretrained(dir);
+  const { logits, cache } = m.runWithCache(rows);
+  const report: ChildReport = {
+    backend,
+    threads: { ...wasmThreads() },
+    logitsDiff: maxAbsDiff(logits.dataSync(), ref.get("logits")!.data),
+    patternDiff: Math.max(...[0, 1].map((l) => maxAbsDiff(cache.values(`blocks.${l}.attn.hook_pattern`), ref.get(`attentions.${l}`)!.data))),
+    zDiff: Math.max(...[0, 1].map((l) => maxAbsDiff(cache.values(`blocks.${l}.attn.hook_z`), ref.get(`attn_out_proj_input.${l}`)!.data))),
+    ...sliceAgainstCpu(),
+    logits: Array.from(logits.dataSync()),
+  };
+  cache.dispose();
+  logits.dispose();
+  m.dispose();
+  return report;
 }
 
 /** slice / unstack / split on the current backend against the cpu backend, on seeded random shapes. */
@@ -89,31 +84,13 @@ function sliceAgainstCpu(): { sliceMismatches: number; sliceTrials: number } {
   return { sliceMismatches: mismatches, sliceTrials: trials };
 }
 
-function runChild(env: NodeJS.ProcessEnv): Promise<ChildReport> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [...process.execArgv.filter((a) => !a.startsWith("--test")), __filename], {
-      env: { ...process.env, ...env, ARRAKIS_FASTPATH_CHILD: "1" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    let err = "";
-    p.stdout.on("data", (d) => (out += d));
-    p.stderr.on("data", (d) => (err += d));
-    p.on("error", reject);
-    p.on("close", (code) => {
-      const line = out.split("\n").find((l) => l.startsWith("{"));
-      if (!line) return reject(new Error(`child exited with ${code} without a report: ${err.slice(-2000)}`));
-      const r = JSON.parse(line) as ChildReport;
-      if (r.error) return reject(new Error(`child failed: ${r.error}`));
-      resolve(r);
-    });
-  });
-}
+/** This file again in a child process with `env`: wasm threads are chosen once per process. */
+const runChild = (env: NodeJS.ProcessEnv) => runChildReport<ChildReport>(__filename, { ...env, ARRAKIS_FASTPATH_CHILD: "1" });
 
 // ------------------------------------------------------------------ tests
 
 if (process.env.ARRAKIS_FASTPATH_CHILD) {
-  void child();
+  void reportToParent(child);
 } else {
   describe("wasm fast path, threaded and not (child processes)", () => {
     let single: ChildReport;

@@ -22,7 +22,6 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { HookedAutoConfig, HookedAutoModel, initBackend } from "../src";
@@ -32,7 +31,7 @@ import { checkModelFits, memoryLimit } from "../src/model/size";
 import { patchStatus } from "../src/patches";
 import { lastWasmFailure } from "../src/patches/wasm-heap-guard";
 import { readTensors } from "./reference/safetensors-mini";
-import { hfFixture, maxAbsDiff } from "./helpers";
+import { hfFixture, maxAbsDiff, reportToParent, runChildReport } from "./helpers";
 
 interface ChildReport {
   threads: boolean;
@@ -40,7 +39,6 @@ interface ChildReport {
   fullForward: { error: string; name: string; leaked: number };
   fullMatMul: { error: string; name: string; leaked: number; failure: string | null };
   after: { logitsDiff: number; matMulDiff: number; matMulMaxAbs: number };
-  error?: string;
 }
 
 // ------------------------------------------------------------------ child
@@ -83,70 +81,48 @@ async function tryRun(run: () => void): Promise<{ error: string; name: string; l
   return { error, name, leaked: tf.memory().numTensors - before };
 }
 
-async function child(): Promise<void> {
-  try {
-    await initBackend();
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    const wasm = (tf.engine().backend as any).wasm;
-    const dir = hfFixture("llama");
-    const ref = readTensors(path.join(dir, "reference.safetensors"));
-    const ids = Array.from(ref.get("input_ids")!.data);
-    const rows = [ids.slice(0, ids.length / 2), ids.slice(ids.length / 2)];
-    const model = await HookedAutoModel.fromPretrained(dir);
-    const [k, n] = [1024, 4096];
-    const xv = fill(2 * k, 1);
-    const wv = fill(k * n, 2);
-    const x = tf.tensor2d(xv, [2, k]);
-    const w = tf.tensor2d(wv, [k, n]);
+/** The report of one child: both failure paths on a filled heap, then the same calls after freeing it. */
+async function child(): Promise<ChildReport> {
+  await initBackend();
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const wasm = (tf.engine().backend as any).wasm;
+  const dir = hfFixture("llama");
+  const ref = readTensors(path.join(dir, "reference.safetensors"));
+  const ids = Array.from(ref.get("input_ids")!.data);
+  const rows = [ids.slice(0, ids.length / 2), ids.slice(ids.length / 2)];
+  const model = await HookedAutoModel.fromPretrained(dir);
+  const [k, n] = [1024, 4096];
+  const xv = fill(2 * k, 1);
+  const wv = fill(k * n, 2);
+  const x = tf.tensor2d(xv, [2, k]);
+  const w = tf.tensor2d(wv, [k, n]);
 
-    // A 4 MiB hole, taken first and freed later: room for the [2, 4096] output (32 KiB), not for the
-    // weight's 16 MiB packed copy.
-    const hole = wasm._malloc(4 * 2 ** 20);
-    const blocks = reserveHeap(wasm);
-    const fullForward = await tryRun(() => model.forward(rows).dispose());
-    wasm._free(hole);
-    const fullMatMul = { ...(await tryRun(() => tf.matMul(x, w).dispose())), failure: lastWasmFailure() };
-    for (const b of blocks) wasm._free(b);
+  // A 4 MiB hole, taken first and freed later: room for the [2, 4096] output (32 KiB), not for the
+  // weight's 16 MiB packed copy.
+  const hole = wasm._malloc(4 * 2 ** 20);
+  const blocks = reserveHeap(wasm);
+  const fullForward = await tryRun(() => model.forward(rows).dispose());
+  wasm._free(hole);
+  const fullMatMul = { ...(await tryRun(() => tf.matMul(x, w).dispose())), failure: lastWasmFailure() };
+  for (const b of blocks) wasm._free(b);
 
-    const logits = model.forward(rows);
-    const y = tf.matMul(x, w);
-    const got = y.dataSync();
-    const expected = new Float64Array(2 * n);
-    for (let r = 0; r < 2; r++) for (let t = 0; t < k; t++) for (let j = 0; j < n; j++) expected[r * n + j] += xv[r * k + t] * wv[t * n + j];
-    const after = {
-      logitsDiff: maxAbsDiff(logits.dataSync(), ref.get("logits")!.data),
-      matMulDiff: maxAbsDiff(got, expected),
-      matMulMaxAbs: Math.max(...Array.from(got, Math.abs)),
-    };
-    tf.dispose([logits, y, x, w]);
-    model.dispose();
-    const report: ChildReport = { threads: wasmThreads().used, guard: patchStatus("wasm-heap-guard")?.reason ?? "not tried", fullForward, fullMatMul, after };
-    process.stdout.write(JSON.stringify(report) + "\n");
-  } catch (e) {
-    process.stdout.write(JSON.stringify({ error: String((e as Error)?.stack ?? e) }) + "\n");
-  }
+  const logits = model.forward(rows);
+  const y = tf.matMul(x, w);
+  const got = y.dataSync();
+  const expected = new Float64Array(2 * n);
+  for (let r = 0; r < 2; r++) for (let t = 0; t < k; t++) for (let j = 0; j < n; j++) expected[r * n + j] += xv[r * k + t] * wv[t * n + j];
+  const after = {
+    logitsDiff: maxAbsDiff(logits.dataSync(), ref.get("logits")!.data),
+    matMulDiff: maxAbsDiff(got, expected),
+    matMulMaxAbs: Math.max(...Array.from(got, Math.abs)),
+  };
+  tf.dispose([logits, y, x, w]);
+  model.dispose();
+  return { threads: wasmThreads().used, guard: patchStatus("wasm-heap-guard")?.reason ?? "not tried", fullForward, fullMatMul, after };
 }
 
-function runChild(env: NodeJS.ProcessEnv): Promise<ChildReport> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [...process.execArgv.filter((a) => !a.startsWith("--test")), __filename], {
-      env: { ...process.env, ...env, ARRAKIS_WASM_HEAP_CHILD: "1", ARRAKIS_BACKEND: "wasm" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    let err = "";
-    p.stdout.on("data", (d) => (out += d));
-    p.stderr.on("data", (d) => (err += d));
-    p.on("error", reject);
-    p.on("close", (code) => {
-      const line = out.split("\n").find((l) => l.startsWith("{"));
-      if (!line) return reject(new Error(`child exited with ${code} without a report: ${err.slice(-2000)}`));
-      const r = JSON.parse(line) as ChildReport;
-      if (r.error) return reject(new Error(`child failed: ${r.error}`));
-      resolve(r);
-    });
-  });
-}
+/** This file again in a child process with `env` on wasm: the heap never shrinks, and threads are chosen once per process. */
+const runChild = (env: NodeJS.ProcessEnv) => runChildReport<ChildReport>(__filename, { ...env, ARRAKIS_WASM_HEAP_CHILD: "1", ARRAKIS_BACKEND: "wasm" });
 
 // ------------------------------------------------------------------ tests
 
@@ -161,7 +137,7 @@ function llamaBytes(layers: number): { weights: number; matMul: number } {
 }
 
 if (process.env.ARRAKIS_WASM_HEAP_CHILD) {
-  void child();
+  void reportToParent(child);
 } else {
   describe("a full wasm heap is an error, never zeros (child processes)", () => {
     for (const [label, threads] of [["single-threaded", "0"], ["multi-threaded", "2"]] as const) {

@@ -136,6 +136,58 @@ async function waitNotebookIdle(page, timeoutMs) {
   );
 }
 
+/** After a page load: JupyterLab restored and its current widget a notebook, kept as window.__nb. */
+async function waitNotebookOpen(page) {
+  await waitRestored(page);
+  await page.waitForFunction(() => {
+    const w = window.jupyterapp.shell.currentWidget;
+    if (w && w.content && w.content.model && w.sessionContext) { window.__nb = w; return true; }
+    return false;
+  }, null, { timeout: 60000 });
+}
+
+/** Makes a cell active in command mode: the first code cell whose source holds `text`, or (no text) the last cell. */
+async function selectCell(page, text = null) {
+  await page.evaluate(t => {
+    const nb = window.__nb;
+    window.jupyterapp.shell.activateById(nb.id);
+    nb.content.activeCellIndex = t === null
+      ? nb.content.widgets.length - 1
+      : nb.content.widgets.findIndex(c => c.model.type === 'code' && window.__getSrc(c).includes(t));
+    nb.content.mode = 'command';
+    nb.content.activate();
+  }, text);
+}
+
+/** Runs the active cell with Ctrl+Enter and waits until the kernel is idle again. */
+async function runActiveCell(page, timeoutMs = 120000) {
+  await page.keyboard.press('Control+Enter');
+  await page.waitForTimeout(800);
+  await waitNotebookIdle(page, timeoutMs);
+}
+
+/** Runs the first code cell whose source holds `text`, and gives its output time to draw. */
+async function runCellByText(page, text) {
+  await selectCell(page, text);
+  await page.waitForTimeout(300);
+  await runActiveCell(page);
+  await page.waitForTimeout(1500);
+}
+
+/** Inserts a cell below the active one, types `code` into it as a user would, and runs it. */
+async function typeNewCell(page, code) {
+  await page.keyboard.press('b');
+  await page.keyboard.press('Enter');
+  await page.keyboard.type(code);
+  await runActiveCell(page, 60000);
+}
+
+/** Ctrl+S, then waits (at most 30 s) until the notebook is no longer dirty. */
+async function saveNotebook(page) {
+  await page.keyboard.press('Control+s');
+  await page.waitForFunction(() => window.__nb.context.model.dirty === false, null, { timeout: 30000 }).catch(() => {});
+}
+
 async function handleKernelDialog(page) {
   const dlg = page.locator('.jp-Dialog');
   if (await dlg.count()) {
@@ -262,13 +314,7 @@ async function tourSteps(page, context, after) {
   }
 
   // 5. Completion (Tab after `attention.att`), tooltip (Shift+Tab), Contextual Help, in a scratch cell at the end.
-  await page.evaluate(() => {
-    const nb = window.__nb;
-    window.jupyterapp.shell.activateById(nb.id);
-    nb.content.activeCellIndex = nb.content.widgets.length - 1;
-    nb.content.mode = 'command';
-    nb.content.activate();
-  });
+  await selectCell(page);
   await page.waitForTimeout(300);
   await page.keyboard.press('b'); // insert a cell below (command mode)
   await page.waitForTimeout(300);
@@ -382,17 +428,11 @@ async function tourSteps(page, context, after) {
 
   // 7. Save (Ctrl+S), then reload the page.
   await page.evaluate(() => { window.__nb.content.mode = 'command'; window.__nb.content.activate(); });
-  await page.keyboard.press('Control+s');
-  await page.waitForFunction(() => window.__nb.context.model.dirty === false, null, { timeout: 30000 }).catch(() => {});
+  await saveNotebook(page);
   await page.waitForTimeout(1000);
   log('saved; dirty =', await page.evaluate(() => window.__nb.context.model.dirty));
   await page.reload({ waitUntil: 'load' });
-  await waitRestored(page);
-  await page.waitForFunction(() => {
-    const w = window.jupyterapp.shell.currentWidget;
-    if (w && w.content && w.content.model && w.sessionContext) { window.__nb = w; return true; }
-    return false;
-  }, null, { timeout: 60000 });
+  await waitNotebookOpen(page);
   await handleKernelDialog(page);
   await waitNotebookIdle(page, 120000);
   await page.waitForTimeout(5000);
@@ -427,20 +467,6 @@ async function tourSteps(page, context, after) {
   // 8. "Library gone": Clear All Outputs, run only the induction-stripe cell (its output cannot carry the
   //    Plotly library: this kernel process shipped it already), save, open the notebook in a NEW tab
   //    (no window.Plotly there), see the static picture + note, then follow the note's advice.
-  const runCellByText = async (pg, text) => {
-    await pg.evaluate(t => {
-      const nb = window.__nb;
-      const i = nb.content.widgets.findIndex(c => c.model.type === 'code' && window.__getSrc(c).includes(t));
-      nb.content.activeCellIndex = i;
-      nb.content.mode = 'command';
-      nb.content.activate();
-    }, text);
-    await pg.waitForTimeout(300);
-    await pg.keyboard.press('Control+Enter');
-    await pg.waitForTimeout(800);
-    await waitNotebookIdle(pg, 120000);
-    await pg.waitForTimeout(1500);
-  };
   await page.click('.lm-MenuBar-itemLabel:text-is("Edit")');
   // 3.6: "Clear All Outputs"; 4.x: "Clear Outputs of All Cells".
   await page.click('.lm-Menu-itemLabel >> text=/^Clear (All Outputs|Outputs of All Cells)$/');
@@ -449,16 +475,10 @@ async function tourSteps(page, context, after) {
   await runCellByText(page, STRIPE);
   const samePage = await page.evaluate(DOM_PROBE);
   log('after Clear All Outputs + re-running the stripe cell (same tab):', { mainSvg: samePage.mainSvg, notes: samePage.arrakisNotes });
-  await page.keyboard.press('Control+s');
-  await page.waitForFunction(() => window.__nb.context.model.dirty === false, null, { timeout: 30000 }).catch(() => {});
+  await saveNotebook(page);
   const page2 = await context.newPage();
   await page2.goto(`${BASE}/lab/tree/${NB}`, { waitUntil: 'load' });
-  await waitRestored(page2);
-  await page2.waitForFunction(() => {
-    const w = window.jupyterapp.shell.currentWidget;
-    if (w && w.content && w.content.model && w.sessionContext) { window.__nb = w; return true; }
-    return false;
-  }, null, { timeout: 60000 });
+  await waitNotebookOpen(page2);
   await waitNotebookIdle(page2, 120000);
   await page2.waitForTimeout(5000); // the note appears after 3 s without a library
   const newTab = await page2.evaluate(DOM_PROBE);
@@ -469,40 +489,27 @@ async function tourSteps(page, context, after) {
   log('new tab, only output lacks the library:', report.libraryGone.newTab);
   check('library gone: static picture + note shown in a new tab', newTab.mainSvg === 0 && newTab.arrakisNotes.length > 0 && newTab.staticImgsVisible > 0, report.libraryGone.newTab);
   // Follow the note: display.resetPlotlyLibrary() in a new cell, then re-run the stripe cell.
-  await page2.evaluate(() => {
-    const nb = window.__nb;
-    nb.content.activeCellIndex = nb.content.widgets.length - 1;
-    nb.content.mode = 'command';
-    nb.content.activate();
-  });
-  await page2.keyboard.press('b');
-  await page2.keyboard.press('Enter');
-  await page2.keyboard.type('display.resetPlotlyLibrary()');
-  await page2.keyboard.press('Control+Enter');
-  await page2.waitForTimeout(800);
-  await waitNotebookIdle(page2, 60000);
+  await selectCell(page2);
+  await typeNewCell(page2, 'display.resetPlotlyLibrary()');
   const resetOut = await page2.evaluate(() => window.__nb.content.activeCell.model.outputs.toJSON());
   report.libraryGone.noteAdviceOutput = resetOut;
   await page2.locator('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell').last().screenshot({ path: path.join(SHOTS, '18a-note-advice-cell.png') });
   check('the note\'s advice `display.resetPlotlyLibrary()` runs without error', !resetOut.some(o => o.output_type === 'error'), resetOut.map(o => o.output_type === 'error' ? `${o.ename}: ${o.evalue}` : o.output_type));
-  await runCellByText(page2, STRIPE);
-  await page2.waitForTimeout(1500);
-  const fixed = await page2.evaluate(DOM_PROBE);
-  report.libraryGone.afterNoteAdvice = { mainSvg: fixed.mainSvg, notes: fixed.arrakisNotes, windowPlotly: fixed.windowPlotly };
+  // Re-runs the stripe cell in the new tab and records whether its figure is drawn.
+  const rerunStripe = async key => {
+    await runCellByText(page2, STRIPE);
+    await page2.waitForTimeout(1500);
+    const dom = await page2.evaluate(DOM_PROBE);
+    report.libraryGone[key] = { mainSvg: dom.mainSvg, notes: dom.arrakisNotes, windowPlotly: dom.windowPlotly };
+    return dom;
+  };
+  const fixed = await rerunStripe('afterNoteAdvice');
   check('library gone: the note\'s advice + re-run draws it again', fixed.mainSvg > 0, report.libraryGone.afterNoteAdvice);
   if (fixed.mainSvg === 0) {
     // The function exists in the display module of the package: import it from there.
     await page2.keyboard.press('Escape');
-    await page2.keyboard.press('b');
-    await page2.keyboard.press('Enter');
-    await page2.keyboard.type('import { resetPlotlyLibrary } from "arrakis-ts/dist/src/display"; resetPlotlyLibrary();');
-    await page2.keyboard.press('Control+Enter');
-    await page2.waitForTimeout(800);
-    await waitNotebookIdle(page2, 60000);
-    await runCellByText(page2, STRIPE);
-    await page2.waitForTimeout(1500);
-    const fixed2 = await page2.evaluate(DOM_PROBE);
-    report.libraryGone.afterImportedReset = { mainSvg: fixed2.mainSvg, notes: fixed2.arrakisNotes, windowPlotly: fixed2.windowPlotly };
+    await typeNewCell(page2, 'import { resetPlotlyLibrary } from "arrakis-ts/dist/src/display"; resetPlotlyLibrary();');
+    const fixed2 = await rerunStripe('afterImportedReset');
     check('library gone: imported resetPlotlyLibrary() + re-run draws it again', fixed2.mainSvg > 0, report.libraryGone.afterImportedReset);
   }
   await stripeOut.scrollIntoViewIfNeeded();
@@ -513,20 +520,15 @@ async function tourSteps(page, context, after) {
 
 /** Adds a cell below the last one holding `code`, runs it with Ctrl+Enter and waits until the kernel is idle. */
 async function runNewCell(page, code, { wait = true } = {}) {
-  await page.evaluate(code => {
-    const nb = window.__nb;
-    window.jupyterapp.shell.activateById(nb.id);
-    nb.content.activeCellIndex = nb.content.widgets.length - 1;
-    nb.content.mode = 'command';
-    nb.content.activate();
-  }, code);
+  await selectCell(page);
   await page.keyboard.press('b');
   await page.waitForTimeout(300);
   await page.evaluate(code => window.__setSrc(window.__nb.content.activeCell, code), code);
-  await page.keyboard.press('Control+Enter');
-  if (!wait) return null;
-  await page.waitForTimeout(800);
-  await waitNotebookIdle(page, 120000);
+  if (!wait) {
+    await page.keyboard.press('Control+Enter');
+    return null;
+  }
+  await runActiveCell(page);
   return page.evaluate(() => {
     const m = window.__nb.content.activeCell.model;
     return { exec: m.executionCount, outputs: m.outputs.toJSON() };
@@ -629,12 +631,7 @@ async function main() {
   // ?reset: a fresh workspace, so no tab of an earlier scenario is restored and takes the focus.
   log('open', `${BASE}/lab/tree/${NB}?reset`);
   await page.goto(`${BASE}/lab/tree/${NB}?reset`, { waitUntil: 'load' });
-  await waitRestored(page);
-  await page.waitForFunction(() => {
-    const w = window.jupyterapp.shell.currentWidget;
-    if (w && w.content && w.content.model && w.sessionContext) { window.__nb = w; return true; }
-    return false;
-  }, null, { timeout: 60000 });
+  await waitNotebookOpen(page);
   await page.waitForTimeout(1500);
   const dialog1 = await handleKernelDialog(page);
   report.kernelDialogOnOpen = dialog1;

@@ -9,12 +9,14 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 if [ "${LAB:-4}" = 3 ]; then SRC=$HERE/app36 KIND=lab3; else SRC=$HERE/app KIND=lab4; fi
-KEY=$(cd "$SRC" && cat package.json package-lock.json index.js webpack.config.js templates/* | sha256sum | cut -c1-16)
+# Both versions serve the same page templates (test/lab/templates): JupyterLab 3.6 and 4.x read the same
+# page_config and load the one bundle.js.
+KEY=$(cd "$SRC" && cat package.json package-lock.json index.js webpack.config.js "$HERE"/templates/* | sha256sum | cut -c1-16)
 APP=$ROOT/.cache/$KIND-$KEY
 if [ -f "$APP/build/bundle.js" ] && [ -z "${FORCE:-}" ]; then echo "$APP"; exit 0; fi
 # Older builds of other lockfiles are stale: keep only this one.
 rm -rf "$ROOT"/.cache/"$KIND"-* && mkdir -p "$APP"
-cp -r "$SRC"/package.json "$SRC"/package-lock.json "$SRC"/index.js "$SRC"/webpack.config.js "$SRC"/templates "$APP/"
+cp -r "$SRC"/package.json "$SRC"/package-lock.json "$SRC"/index.js "$SRC"/webpack.config.js "$HERE"/templates "$APP/"
 cd "$APP"
 # No install scripts: nothing in this tree needs one, and the repository's policy is scripts off.
 npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >&2

@@ -14,8 +14,8 @@
 import { fail } from "../../errors";
 import type { Activation, ModelDims, ModelParams } from "../types";
 import type { WeightReader } from "../weights";
-import { type FamilyAdapter, type HfConfig, num, posInt, ropeTheta, tokenId, attentionHeads } from "./adapter";
-import { activation, llamaLayers, norm1d, savedBefore, unembed } from "./shared";
+import type { FamilyAdapter, HfConfig } from "./adapter";
+import { activation, llamaLayers, llamaLikeDims, norm1d, savedBefore, unembed } from "./shared";
 
 /** Gemma's MLP activation across transformers versions (see the header). */
 function gemmaActivation(hf: HfConfig): Activation {
@@ -43,19 +43,13 @@ export const gemma = {
   ignoredWeights: [/rotary_emb\.inv_freq$/],
 
   dims(hf: HfConfig): ModelDims {
-    const { dModel, nHeads, nKvHeads } = attentionHeads(hf);
-    const dHead = posInt(hf, "head_dim");
+    const c = llamaLikeDims(hf, "gemma", { act: gemmaActivation(hf), headDim: "explicit" });
     if (hf.use_bidirectional_attention) fail("gemma: use_bidirectional_attention=true is not supported (causal attention only)");
-    const nLayers = posInt(hf, "num_hidden_layers");
     return {
-      family: "gemma", nLayers, nHeads, nKvHeads, dModel, dHead, dMlp: posInt(hf, "intermediate_size"),
-      dVocab: posInt(hf, "vocab_size"), nCtx: posInt(hf, "max_position_embeddings"),
-      normKind: "rmsnorm", normEps: num(hf, "rms_norm_eps"), normWeightOffset: 1,
-      positional: "rotary", rotaryDim: dHead, rotaryBase: ropeTheta(hf, 10000), parallelResidual: false,
-      gatedMlp: true, act: gemmaActivation(hf), attnScale: 1 / Math.sqrt(dHead), windows: new Array(nLayers).fill(null),
-      embedScale: Math.sqrt(dModel), // rounded to float32 where it is applied, as HF rounds it to the embedding dtype
-      tiedEmbeddings: hf.tie_word_embeddings !== false, bosTokenId: tokenId(hf.bos_token_id),
-      eosTokenId: tokenId(hf.eos_token_id), initStd: num(hf, "initializer_range"),
+      ...c,
+      normWeightOffset: 1,
+      embedScale: Math.sqrt(c.dModel), // rounded to float32 where it is applied, as HF rounds it to the embedding dtype
+      tiedEmbeddings: hf.tie_word_embeddings !== false,
     };
   },
 

@@ -18,7 +18,7 @@ import { activation, layerWindows, llamaLayers, llamaLikeDims, norm1d, softcapFi
 
 /** The Gemma 2 / Gemma 3 dims shared by both adapters (everything but the layer pattern and q/k norms). */
 export function gemma2Dims(hf: HfConfig, family: "gemma2" | "gemma3"): ModelDims {
-  const c = llamaLikeDims(hf, family, activation(hf, "hidden_activation", family));
+  const c = llamaLikeDims(hf, family, { act: activation(hf, "hidden_activation", family) });
   if (hf.use_bidirectional_attention) fail(`${family}: use_bidirectional_attention=true is not supported (causal attention only)`);
   return {
     ...c,

@@ -9,8 +9,8 @@
  */
 import type { ModelDims, ModelParams } from "../types";
 import type { WeightReader } from "../weights";
-import { type FamilyAdapter, type HfConfig, headDim, num, posInt, ropeTheta, tokenId, attentionHeads } from "./adapter";
-import { activation, llamaLayers, norm1d, unembed, windowSize } from "./shared";
+import type { FamilyAdapter, HfConfig } from "./adapter";
+import { llamaLayers, llamaLikeDims, norm1d, unembed, windowSize } from "./shared";
 
 export const mistral = {
   family: "mistral" as const,
@@ -31,19 +31,8 @@ export const mistral = {
   ignoredWeights: [/rotary_emb\.inv_freq$/],
 
   dims(hf: HfConfig): ModelDims {
-    const { dModel, nHeads, nKvHeads } = attentionHeads(hf);
-    const dHead = hf.head_dim == null ? headDim(dModel, nHeads, "hidden_size", "num_attention_heads") : posInt(hf, "head_dim");
-    const nLayers = posInt(hf, "num_hidden_layers");
-    return {
-      family: "mistral", nLayers, nHeads, nKvHeads, dModel, dHead, dMlp: posInt(hf, "intermediate_size"),
-      dVocab: posInt(hf, "vocab_size"), nCtx: posInt(hf, "max_position_embeddings"),
-      normKind: "rmsnorm", normEps: num(hf, "rms_norm_eps"), normWeightOffset: 0,
-      positional: "rotary", rotaryDim: dHead, rotaryBase: ropeTheta(hf, 10000), parallelResidual: false, gatedMlp: true,
-      act: activation(hf, "hidden_act", "mistral"), attnScale: 1 / Math.sqrt(dHead),
-      windows: new Array(nLayers).fill(windowSize(hf, "sliding_window")), embedScale: 1,
-      tiedEmbeddings: Boolean(hf.tie_word_embeddings), bosTokenId: tokenId(hf.bos_token_id),
-      eosTokenId: tokenId(hf.eos_token_id), initStd: num(hf, "initializer_range"),
-    };
+    const c = llamaLikeDims(hf, "mistral");
+    return { ...c, windows: new Array(c.nLayers).fill(windowSize(hf, "sliding_window")) };
   },
 
   loadWeights(r: WeightReader, c: ModelDims): ModelParams {

@@ -12,8 +12,8 @@
 import { fail } from "../../errors";
 import type { ModelDims, ModelParams, NormParams } from "../types";
 import type { WeightReader } from "../weights";
-import { type FamilyAdapter, type HfConfig, num } from "./adapter";
-import { activation, llamaLikeDims, norm1d, partialRotaryFactor, rotaryDims, unembed } from "./shared";
+import type { FamilyAdapter, HfConfig } from "./adapter";
+import { llamaLikeDims, norm1d, partialRotaryFactor, rotaryDims, unembed } from "./shared";
 
 /** A second copy of a norm's weights (the parallel block's MLP reads the attention's norm). */
 function copyNorm(n: NormParams): NormParams {
@@ -40,7 +40,7 @@ export const phi = {
 
   dims(hf: HfConfig): ModelDims {
     if (hf.qk_layernorm) fail("phi: qk_layernorm=true is not supported (no released Phi checkpoint uses it)");
-    const c = llamaLikeDims({ ...hf, rms_norm_eps: num(hf, "layer_norm_eps") }, "phi", activation(hf, "hidden_act", "phi"));
+    const c = llamaLikeDims(hf, "phi", { epsKey: "layer_norm_eps" });
     return {
       ...c, normKind: "layernorm", rotaryDim: rotaryDims(c.dHead, partialRotaryFactor(hf, 0.5), "phi"),
       parallelResidual: true, gatedMlp: false,

@@ -15,8 +15,8 @@
  */
 import type { ModelDims, ModelParams } from "../types";
 import type { WeightReader } from "../weights";
-import { type FamilyAdapter, type HfConfig, headDim, num, posInt, ropeTheta, tokenId, attentionHeads } from "./adapter";
-import { activation, linearRows, norm1d, partialRotaryFactor, rotaryDims, savedBefore, unembed, windowSize } from "./shared";
+import type { FamilyAdapter, HfConfig } from "./adapter";
+import { linearRows, llamaLikeDims, norm1d, partialRotaryFactor, rotaryDims, savedBefore, unembed, windowSize } from "./shared";
 
 export const phi3 = {
   family: "phi3" as const,
@@ -38,19 +38,9 @@ export const phi3 = {
   ignoredWeights: [/rotary_emb\.inv_freq$/],
 
   dims(hf: HfConfig): ModelDims {
-    const { dModel, nHeads, nKvHeads } = attentionHeads(hf);
-    const dHead = headDim(dModel, nHeads, "hidden_size", "num_attention_heads");
-    const nLayers = posInt(hf, "num_hidden_layers");
+    const c = llamaLikeDims(hf, "phi3", { headDim: "derived" });
     const window = savedBefore(hf, 4, 45) ? null : windowSize(hf, "sliding_window");
-    return {
-      family: "phi3", nLayers, nHeads, nKvHeads, dModel, dHead, dMlp: posInt(hf, "intermediate_size"),
-      dVocab: posInt(hf, "vocab_size"), nCtx: posInt(hf, "max_position_embeddings"),
-      normKind: "rmsnorm", normEps: num(hf, "rms_norm_eps"), normWeightOffset: 0,
-      positional: "rotary", rotaryDim: rotaryDims(dHead, partialRotaryFactor(hf, 1), "phi3"), rotaryBase: ropeTheta(hf, 10000),
-      parallelResidual: false, gatedMlp: true, act: activation(hf, "hidden_act", "phi3"), attnScale: 1 / Math.sqrt(dHead),
-      windows: new Array(nLayers).fill(window), embedScale: 1, tiedEmbeddings: Boolean(hf.tie_word_embeddings),
-      bosTokenId: tokenId(hf.bos_token_id), eosTokenId: tokenId(hf.eos_token_id), initStd: num(hf, "initializer_range"),
-    };
+    return { ...c, rotaryDim: rotaryDims(c.dHead, partialRotaryFactor(hf, 1), "phi3"), windows: new Array(c.nLayers).fill(window) };
   },
 
   loadWeights(r: WeightReader, c: ModelDims): ModelParams {

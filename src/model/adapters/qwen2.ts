@@ -13,8 +13,8 @@
 import { fail, show } from "../../errors";
 import type { ModelDims, ModelParams } from "../types";
 import type { WeightReader } from "../weights";
-import { type FamilyAdapter, type HfConfig, headDim, num, posInt, ropeTheta, tokenId, attentionHeads } from "./adapter";
-import { activation, llamaLayers, norm1d, savedBefore, unembed, windowSize } from "./shared";
+import type { FamilyAdapter, HfConfig } from "./adapter";
+import { llamaLayers, llamaLikeDims, norm1d, savedBefore, unembed, windowSize } from "./shared";
 
 /** Per-layer windows (see the header for the version rule); Qwen3 follows the same rule. */
 export function qwenWindows(hf: HfConfig, nLayers: number, family = "qwen2"): (number | null)[] {
@@ -53,18 +53,8 @@ export const qwen2 = {
   ignoredWeights: [/rotary_emb\.inv_freq$/],
 
   dims(hf: HfConfig): ModelDims {
-    const { dModel, nHeads, nKvHeads } = attentionHeads(hf);
-    const dHead = headDim(dModel, nHeads, "hidden_size", "num_attention_heads");
-    const nLayers = posInt(hf, "num_hidden_layers");
-    return {
-      family: "qwen2", nLayers, nHeads, nKvHeads, dModel, dHead, dMlp: posInt(hf, "intermediate_size"),
-      dVocab: posInt(hf, "vocab_size"), nCtx: posInt(hf, "max_position_embeddings"),
-      normKind: "rmsnorm", normEps: num(hf, "rms_norm_eps"), normWeightOffset: 0,
-      positional: "rotary", rotaryDim: dHead, rotaryBase: ropeTheta(hf, 10000), parallelResidual: false, gatedMlp: true,
-      act: activation(hf, "hidden_act", "qwen2"), attnScale: 1 / Math.sqrt(dHead), windows: qwenWindows(hf, nLayers),
-      embedScale: 1, tiedEmbeddings: Boolean(hf.tie_word_embeddings), bosTokenId: tokenId(hf.bos_token_id),
-      eosTokenId: tokenId(hf.eos_token_id), initStd: num(hf, "initializer_range"),
-    };
+    const c = llamaLikeDims(hf, "qwen2", { headDim: "derived" });
+    return { ...c, windows: qwenWindows(hf, c.nLayers) };
   },
 
   loadWeights(r: WeightReader, c: ModelDims): ModelParams {

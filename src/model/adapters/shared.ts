@@ -146,19 +146,37 @@ export function explicitHeadDim(hf: HfConfig, dModel: number, nHeads: number): n
   return hf.head_dim == null ? headDim(dModel, nHeads, "hidden_size", "num_attention_heads") : posInt(hf, "head_dim");
 }
 
+/** Where a Llama-like family's config differs from Llama's field names and meanings. */
+export interface LlamaLikeFields {
+  /** The MLP activation (default: the one `hidden_act` names). */
+  act?: Activation;
+  /**
+   * Where head_dim comes from: "explicit or derived" (default) reads `head_dim` and falls back to hidden_size /
+   * num_attention_heads when it is null or absent; "derived" always divides (families whose reproduced modeling
+   * code has no head_dim field); "explicit" requires the field (Gemma, whose head_dim is not hidden / heads).
+   */
+  headDim?: "explicit or derived" | "derived" | "explicit";
+  /** The field holding the norm epsilon (default `rms_norm_eps`; the LayerNorm families use `layer_norm_eps`). */
+  epsKey?: string;
+}
+
 /**
  * The dims of a Llama-like decoder from the Llama field names (hidden_size, num_attention_heads,
  * num_key_value_heads, head_dim, intermediate_size, rms_norm_eps, rope_theta, hidden_act …): RMSNorm before each
  * sublayer, full rotary, gated MLP, scale head_dim^-0.5, full causal attention. Families override what differs.
  */
-export function llamaLikeDims(hf: HfConfig, family: string, act: Activation = activation(hf, "hidden_act", family)): ModelDims {
+export function llamaLikeDims(hf: HfConfig, family: string, fields: LlamaLikeFields = {}): ModelDims {
+  const act = fields.act ?? activation(hf, "hidden_act", family);
   const { dModel, nHeads, nKvHeads } = attentionHeads(hf);
-  const dHead = explicitHeadDim(hf, dModel, nHeads);
+  const headDimFrom = fields.headDim ?? "explicit or derived";
+  const dHead = headDimFrom === "derived" ? headDim(dModel, nHeads, "hidden_size", "num_attention_heads")
+    : headDimFrom === "explicit" ? posInt(hf, "head_dim")
+      : explicitHeadDim(hf, dModel, nHeads);
   const nLayers = posInt(hf, "num_hidden_layers");
   return {
     family, nLayers, nHeads, nKvHeads, dModel, dHead, dMlp: posInt(hf, "intermediate_size"),
     dVocab: posInt(hf, "vocab_size"), nCtx: posInt(hf, "max_position_embeddings"),
-    normKind: "rmsnorm", normEps: num(hf, "rms_norm_eps"), normWeightOffset: 0,
+    normKind: "rmsnorm", normEps: num(hf, fields.epsKey ?? "rms_norm_eps"), normWeightOffset: 0,
     positional: "rotary", rotaryDim: dHead, rotaryBase: ropeTheta(hf, 10000), parallelResidual: false, gatedMlp: true, act,
     attnScale: 1 / Math.sqrt(dHead), windows: new Array(nLayers).fill(null), embedScale: 1,
     tiedEmbeddings: Boolean(hf.tie_word_embeddings), bosTokenId: tokenId(hf.bos_token_id),

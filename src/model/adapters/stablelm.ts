@@ -18,8 +18,8 @@
 import * as tf from "@tensorflow/tfjs";
 import type { ModelDims, ModelParams, NormParams } from "../types";
 import type { WeightReader } from "../weights";
-import { type FamilyAdapter, type HfConfig, headDim, num, posInt, ropeTheta, tokenId, attentionHeads } from "./adapter";
-import { activation, gatedMlp, norm1d, partialRotaryFactor, rotaryDims, separateQkv, unembed } from "./shared";
+import type { FamilyAdapter, HfConfig } from "./adapter";
+import { gatedMlp, llamaLikeDims, norm1d, partialRotaryFactor, rotaryDims, separateQkv, unembed } from "./shared";
 
 /** The per-head LayerNorm weights `norms.{h}.weight` stacked to `[heads, d_head]`. */
 function perHeadNorm(r: WeightReader, prefix: string, heads: number, dHead: number): tf.Tensor2D {
@@ -53,18 +53,10 @@ export const stablelm = {
   ignoredWeights: [/rotary_emb\.inv_freq$/],
 
   dims(hf: HfConfig): ModelDims {
-    const { dModel, nHeads, nKvHeads } = attentionHeads(hf);
-    const dHead = headDim(dModel, nHeads, "hidden_size", "num_attention_heads");
-    const nLayers = posInt(hf, "num_hidden_layers");
+    const c = llamaLikeDims(hf, "stable-lm", { headDim: "derived", epsKey: "layer_norm_eps" });
     return {
-      family: "stable-lm", nLayers, nHeads, nKvHeads, dModel, dHead, dMlp: posInt(hf, "intermediate_size"),
-      dVocab: posInt(hf, "vocab_size"), nCtx: posInt(hf, "max_position_embeddings"),
-      normKind: "layernorm", normEps: num(hf, "layer_norm_eps"), normWeightOffset: 0,
-      positional: "rotary", rotaryDim: rotaryDims(dHead, partialRotaryFactor(hf, 0.25), "stable-lm"), rotaryBase: ropeTheta(hf, 10000),
-      parallelResidual: Boolean(hf.use_parallel_residual), gatedMlp: true, act: activation(hf, "hidden_act", "stable-lm"),
-      attnScale: 1 / Math.sqrt(dHead), windows: new Array(nLayers).fill(null), embedScale: 1,
-      tiedEmbeddings: Boolean(hf.tie_word_embeddings), bosTokenId: tokenId(hf.bos_token_id),
-      eosTokenId: tokenId(hf.eos_token_id), initStd: num(hf, "initializer_range"), qkNorm: Boolean(hf.qk_layernorm),
+      ...c, normKind: "layernorm", rotaryDim: rotaryDims(c.dHead, partialRotaryFactor(hf, 0.25), "stable-lm"),
+      parallelResidual: Boolean(hf.use_parallel_residual), qkNorm: Boolean(hf.qk_layernorm),
     };
   },
 

@@ -203,38 +203,30 @@ function cleanActs(model: HookedAutoModel, row: number[], names: string[]): { me
   }
 }
 
-/** Patch the clean residual stream into the corrupted run at each (layer, position). */
-export function patchResidual(model: HookedAutoModel, cleanIn: ModelInput, corruptedIn: ModelInput, options: PatchingOptions = {}): PatchingResult {
-  const s = setup(model, cleanIn, corruptedIn, options, "patchResidual");
-  const { nLayers: L, dModel: D } = model.cfg;
-  const T = s.clean.length;
-  const names = Array.from({ length: L }, (_, l) => `blocks.${l}.hook_resid_pre`);
+/**
+ * The sweep both patching tools share: the clean run's activations at `hook` in every layer, the clean and
+ * corrupted metrics, then per layer `count` patched runs in batches, where `patchFrom(cleanAct)(start, n)` makes
+ * the hook for a batch whose row i patches item start + i. Progress is shown per layer; the clean activations
+ * are freed even when a layer throws.
+ */
+function patchEveryLayer(
+  model: HookedAutoModel, s: Setup, hook: string, count: number, progress: string,
+  patchFrom: (cleanAct: tf.Tensor) => (start: number, n: number) => (x: tf.Tensor) => tf.Tensor,
+): { clean: number; corrupted: number; patched: number[][] } {
+  const L = model.cfg.nLayers;
+  const names = Array.from({ length: L }, (_, l) => `blocks.${l}.${hook}`);
   const { metricLogits, acts } = cleanActs(model, s.clean, names);
-  const bar = startProgress(`residual patching (${L} layers × ${T} positions)`, L);
+  const bar = startProgress(progress, L);
   let done = 0;
   try {
     const clean = s.metric(metricLogits)[0];
     const corrupted = measureOne(model, s.corrupted, s.metric);
     const patched = names.map((name) => {
-      const cleanResid = acts.get(name) as tf.Tensor3D; // [1, pos, d_model]
-      const row = patchLayer(model, s, name, T, (start, n) => (x) =>
-        tf.tidy(() => {
-          // Row i takes the clean residual at position start + i and keeps the corrupted one elsewhere.
-          const m = new Float32Array(n * T);
-          for (let i = 0; i < n; i++) m[i * T + start + i] = 1;
-          const mask = tf.tensor3d(m, [n, T, 1]); // [batch, pos, 1]
-          return tf.add(tf.mul(x, tf.sub(1, mask)), tf.mul(tf.broadcastTo(cleanResid, [n, T, D]), mask));
-        }),
-      );
+      const row = patchLayer(model, s, name, count, patchFrom(acts.get(name)!));
       bar.update(++done);
       return row;
     });
-    const columns = s.clean.map((id, p) => {
-      const c = model.idToToken(id);
-      const k = model.idToToken(s.corrupted[p]);
-      return c === k ? `${p} ${formatToken(c)}` : `${p} ${formatToken(c)} / ${formatToken(k)}`;
-    });
-    return finish("resid_pre", patched, clean, corrupted, s.label, columns);
+    return { clean, corrupted, patched };
   } finally {
     bar.finish(done < L ? `stopped after ${done} layers` : undefined);
     metricLogits.dispose();
@@ -242,36 +234,43 @@ export function patchResidual(model: HookedAutoModel, cleanIn: ModelInput, corru
   }
 }
 
+/** Patch the clean residual stream into the corrupted run at each (layer, position). */
+export function patchResidual(model: HookedAutoModel, cleanIn: ModelInput, corruptedIn: ModelInput, options: PatchingOptions = {}): PatchingResult {
+  const s = setup(model, cleanIn, corruptedIn, options, "patchResidual");
+  const { nLayers: L, dModel: D } = model.cfg;
+  const T = s.clean.length;
+  const { clean, corrupted, patched } = patchEveryLayer(model, s, "hook_resid_pre", T, `residual patching (${L} layers × ${T} positions)`,
+    (cleanResid) => (start, n) => (x) => // cleanResid: [1, pos, d_model]
+      tf.tidy(() => {
+        // Row i takes the clean residual at position start + i and keeps the corrupted one elsewhere.
+        const m = new Float32Array(n * T);
+        for (let i = 0; i < n; i++) m[i * T + start + i] = 1;
+        const mask = tf.tensor3d(m, [n, T, 1]); // [batch, pos, 1]
+        return tf.add(tf.mul(x, tf.sub(1, mask)), tf.mul(tf.broadcastTo(cleanResid, [n, T, D]), mask));
+      }),
+  );
+  const columns = s.clean.map((id, p) => {
+    const c = model.idToToken(id);
+    const k = model.idToToken(s.corrupted[p]);
+    return c === k ? `${p} ${formatToken(c)}` : `${p} ${formatToken(c)} / ${formatToken(k)}`;
+  });
+  return finish("resid_pre", patched, clean, corrupted, s.label, columns);
+}
+
 /** Patch each head's clean output (its z at every position) into the corrupted run. */
 export function patchHeads(model: HookedAutoModel, cleanIn: ModelInput, corruptedIn: ModelInput, options: PatchingOptions = {}): PatchingResult {
   const s = setup(model, cleanIn, corruptedIn, options, "patchHeads");
   const { nLayers: L, nHeads: H, dHead } = model.cfg;
   const T = s.clean.length;
-  const names = Array.from({ length: L }, (_, l) => `blocks.${l}.attn.hook_z`);
-  const { metricLogits, acts } = cleanActs(model, s.clean, names);
-  const bar = startProgress(`head patching (${L} layers × ${H} heads)`, L);
-  let done = 0;
-  try {
-    const clean = s.metric(metricLogits)[0];
-    const corrupted = measureOne(model, s.corrupted, s.metric);
-    const patched = names.map((name) => {
-      const cleanZ = acts.get(name) as tf.Tensor4D; // [1, pos, head, d_head]
-      const row = patchLayer(model, s, name, H, (start, n) => (z) =>
-        tf.tidy(() => {
-          // Row i takes head start + i's clean z at every position.
-          const m = new Float32Array(n * H);
-          for (let i = 0; i < n; i++) m[i * H + start + i] = 1;
-          const mask = tf.tensor4d(m, [n, 1, H, 1]); // [batch, 1, head, 1]
-          return tf.add(tf.mul(z, tf.sub(1, mask)), tf.mul(tf.broadcastTo(cleanZ, [n, T, H, dHead]), mask));
-        }),
-      );
-      bar.update(++done);
-      return row;
-    });
-    return finish("head", patched, clean, corrupted, s.label, Array.from({ length: H }, (_, h) => `H${h}`));
-  } finally {
-    bar.finish(done < L ? `stopped after ${done} layers` : undefined);
-    metricLogits.dispose();
-    tf.dispose([...acts.values()]);
-  }
+  const { clean, corrupted, patched } = patchEveryLayer(model, s, "attn.hook_z", H, `head patching (${L} layers × ${H} heads)`,
+    (cleanZ) => (start, n) => (z) => // cleanZ: [1, pos, head, d_head]
+      tf.tidy(() => {
+        // Row i takes head start + i's clean z at every position.
+        const m = new Float32Array(n * H);
+        for (let i = 0; i < n; i++) m[i * H + start + i] = 1;
+        const mask = tf.tensor4d(m, [n, 1, H, 1]); // [batch, 1, head, 1]
+        return tf.add(tf.mul(z, tf.sub(1, mask)), tf.mul(tf.broadcastTo(cleanZ, [n, T, H, dHead]), mask));
+      }),
+  );
+  return finish("head", patched, clean, corrupted, s.label, Array.from({ length: H }, (_, h) => `H${h}`));
 }

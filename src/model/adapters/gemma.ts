@@ -15,7 +15,7 @@ import { fail } from "../../errors";
 import type { Activation, ModelDims, ModelParams } from "../types";
 import type { WeightReader } from "../weights";
 import type { FamilyAdapter, HfConfig } from "./adapter";
-import { activation, llamaLayers, llamaLikeDims, norm1d, savedBefore, unembed } from "./shared";
+import { activation, llamaLikeDims, llamaLikeWeights, savedBefore, storedAttnBias } from "./shared";
 
 /** Gemma's MLP activation across transformers versions (see the header). */
 function gemmaActivation(hf: HfConfig): Activation {
@@ -54,13 +54,6 @@ export const gemma = {
   },
 
   loadWeights(r: WeightReader, c: ModelDims): ModelParams {
-    const bias = r.has("layers.0.self_attn.q_proj.bias"); // attention_bias=true puts biases on all four projections
-    const wE = r.tensor2d("embed_tokens.weight", c.dVocab, c.dModel);
-    return {
-      wE,
-      layers: llamaLayers(r, c, { qkv: bias, o: bias }),
-      lnFinal: norm1d(r, "norm", c.dModel, false),
-      wU: unembed(r, c, "lm_head.weight", wE),
-    };
+    return llamaLikeWeights(r, c, { attnBias: storedAttnBias(r) });
   },
 } satisfies FamilyAdapter;

@@ -14,7 +14,7 @@ import { fail } from "../../errors";
 import type { ModelDims, ModelParams } from "../types";
 import type { WeightReader } from "../weights";
 import { type FamilyAdapter, type HfConfig, num, posInt } from "./adapter";
-import { activation, layerWindows, llamaLayers, llamaLikeDims, norm1d, softcapField, unembed, windowSize } from "./shared";
+import { activation, layerWindows, llamaLikeDims, llamaLikeWeights, softcapField, storedAttnBias, windowSize } from "./shared";
 
 /** The Gemma 2 / Gemma 3 dims shared by both adapters (everything but the layer pattern and q/k norms). */
 export function gemma2Dims(hf: HfConfig, family: "gemma2" | "gemma3"): ModelDims {
@@ -34,14 +34,7 @@ export function gemma2Dims(hf: HfConfig, family: "gemma2" | "gemma3"): ModelDims
 
 /** Embeddings, sandwich-normed layers, final norm and the tied head, as Gemma 2 and Gemma 3 store them. */
 export function loadGemma2Weights(r: WeightReader, c: ModelDims): ModelParams {
-  const bias = r.has("layers.0.self_attn.q_proj.bias"); // attention_bias puts biases on all four projections
-  const wE = r.tensor2d("embed_tokens.weight", c.dVocab, c.dModel);
-  return {
-    wE,
-    layers: llamaLayers(r, c, { attnBias: { qkv: bias, o: bias }, norms: "gemma2" }),
-    lnFinal: norm1d(r, "norm", c.dModel, false),
-    wU: unembed(r, c, "lm_head.weight", wE),
-  };
+  return llamaLikeWeights(r, c, { attnBias: storedAttnBias(r), norms: "gemma2" });
 }
 
 export const gemma2 = {

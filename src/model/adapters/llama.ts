@@ -10,7 +10,7 @@ import { fail } from "../../errors";
 import type { ModelDims, ModelParams } from "../types";
 import type { WeightReader } from "../weights";
 import type { FamilyAdapter, HfConfig } from "./adapter";
-import { llamaLayers, llamaLikeDims, norm1d, unembed } from "./shared";
+import { llamaLikeDims, llamaLikeWeights, storedAttnBias } from "./shared";
 
 export const llama = {
   family: "llama" as const,
@@ -37,15 +37,6 @@ export const llama = {
   },
 
   loadWeights(r: WeightReader, c: ModelDims): ModelParams {
-    const attnBias = r.has("layers.0.self_attn.q_proj.bias");
-    const mlpBias = r.has("layers.0.mlp.gate_proj.bias");
-    const layers = llamaLayers(r, c, { attnBias: { qkv: attnBias, o: attnBias }, mlpBias });
-    const wE = r.tensor2d("embed_tokens.weight", c.dVocab, c.dModel);
-    return {
-      wE,
-      layers,
-      lnFinal: norm1d(r, "norm", c.dModel, false),
-      wU: unembed(r, c, "lm_head.weight", wE),
-    };
+    return llamaLikeWeights(r, c, { attnBias: storedAttnBias(r), mlpBias: r.has("layers.0.mlp.gate_proj.bias") });
   },
 } satisfies FamilyAdapter;

@@ -10,7 +10,7 @@
 import type { ModelDims, ModelParams } from "../types";
 import type { WeightReader } from "../weights";
 import type { FamilyAdapter, HfConfig } from "./adapter";
-import { llamaLayers, llamaLikeDims, norm1d, unembed, windowSize } from "./shared";
+import { llamaLikeDims, llamaLikeWeights, windowSize } from "./shared";
 
 export const mistral = {
   family: "mistral" as const,
@@ -36,12 +36,6 @@ export const mistral = {
   },
 
   loadWeights(r: WeightReader, c: ModelDims): ModelParams {
-    const wE = r.tensor2d("embed_tokens.weight", c.dVocab, c.dModel);
-    return {
-      wE,
-      layers: llamaLayers(r, c, { qkv: false, o: false }),
-      lnFinal: norm1d(r, "norm", c.dModel, false),
-      wU: unembed(r, c, "lm_head.weight", wE),
-    };
+    return llamaLikeWeights(r, c, { attnBias: { qkv: false, o: false } });
   },
 } satisfies FamilyAdapter;

@@ -10,7 +10,7 @@ import { fail } from "../../errors";
 import type { ModelDims, ModelParams } from "../types";
 import type { WeightReader } from "../weights";
 import type { FamilyAdapter, HfConfig } from "./adapter";
-import { gatedMlp, llamaLikeDims, plainNorm, separateQkv, unembed } from "./shared";
+import { gatedMlp, llamaLikeDims, plainNorm, separateQkv, storedAttnBias, unembed } from "./shared";
 
 /** `clip_qkv` when set (a positive number), else undefined. */
 export function clipQkv(hf: HfConfig, family: string): number | undefined {
@@ -45,11 +45,11 @@ export const olmo = {
   },
 
   loadWeights(r: WeightReader, c: ModelDims): ModelParams {
-    const bias = r.has("layers.0.self_attn.q_proj.bias");
+    const attnBias = storedAttnBias(r);
     const layers = Array.from({ length: c.nLayers }, (_, l) => ({
       ln1: plainNorm(c.dModel),
       ln2: plainNorm(c.dModel),
-      attn: separateQkv(r, c, `layers.${l}.self_attn.`, { qkv: bias, o: bias }),
+      attn: separateQkv(r, c, `layers.${l}.self_attn.`, attnBias),
       mlp: gatedMlp(r, c, `layers.${l}.mlp.`),
     }));
     const wE = r.tensor2d("embed_tokens.weight", c.dVocab, c.dModel);

@@ -11,7 +11,7 @@ import { fail } from "../../errors";
 import type { ModelDims, ModelParams } from "../types";
 import type { WeightReader } from "../weights";
 import type { FamilyAdapter, HfConfig } from "./adapter";
-import { llamaLayers, llamaLikeDims, norm1d, unembed } from "./shared";
+import { llamaLikeDims, llamaLikeWeights, storedAttnBias } from "./shared";
 
 export const olmo2 = {
   family: "olmo2" as const,
@@ -38,13 +38,6 @@ export const olmo2 = {
   },
 
   loadWeights(r: WeightReader, c: ModelDims): ModelParams {
-    const bias = r.has("layers.0.self_attn.q_proj.bias");
-    const wE = r.tensor2d("embed_tokens.weight", c.dVocab, c.dModel);
-    return {
-      wE,
-      layers: llamaLayers(r, c, { attnBias: { qkv: bias, o: bias }, norms: "olmo2" }),
-      lnFinal: norm1d(r, "norm", c.dModel, false),
-      wU: unembed(r, c, "lm_head.weight", wE),
-    };
+    return llamaLikeWeights(r, c, { attnBias: storedAttnBias(r), norms: "olmo2" });
   },
 } satisfies FamilyAdapter;

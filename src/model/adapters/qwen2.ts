@@ -14,7 +14,7 @@ import { fail, show } from "../../errors";
 import type { ModelDims, ModelParams } from "../types";
 import type { WeightReader } from "../weights";
 import type { FamilyAdapter, HfConfig } from "./adapter";
-import { llamaLayers, llamaLikeDims, norm1d, savedBefore, unembed, windowSize } from "./shared";
+import { llamaLikeDims, llamaLikeWeights, savedBefore, windowSize } from "./shared";
 
 /** Per-layer windows (see the header for the version rule); Qwen3 follows the same rule. */
 export function qwenWindows(hf: HfConfig, nLayers: number, family = "qwen2"): (number | null)[] {
@@ -58,12 +58,6 @@ export const qwen2 = {
   },
 
   loadWeights(r: WeightReader, c: ModelDims): ModelParams {
-    const wE = r.tensor2d("embed_tokens.weight", c.dVocab, c.dModel);
-    return {
-      wE,
-      layers: llamaLayers(r, c, { qkv: true, o: false }),
-      lnFinal: norm1d(r, "norm", c.dModel, false),
-      wU: unembed(r, c, "lm_head.weight", wE),
-    };
+    return llamaLikeWeights(r, c, { attnBias: { qkv: true, o: false } });
   },
 } satisfies FamilyAdapter;

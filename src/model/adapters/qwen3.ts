@@ -11,7 +11,7 @@ import type { ModelDims, ModelParams } from "../types";
 import type { WeightReader } from "../weights";
 import type { FamilyAdapter, HfConfig } from "./adapter";
 import { qwenWindows } from "./qwen2";
-import { llamaLayers, llamaLikeDims, norm1d, unembed } from "./shared";
+import { llamaLikeDims, llamaLikeWeights, storedAttnBias } from "./shared";
 
 export const qwen3 = {
   family: "qwen3" as const,
@@ -38,13 +38,6 @@ export const qwen3 = {
   },
 
   loadWeights(r: WeightReader, c: ModelDims): ModelParams {
-    const bias = r.has("layers.0.self_attn.q_proj.bias");
-    const wE = r.tensor2d("embed_tokens.weight", c.dVocab, c.dModel);
-    return {
-      wE,
-      layers: llamaLayers(r, c, { attnBias: { qkv: bias, o: bias } }),
-      lnFinal: norm1d(r, "norm", c.dModel, false),
-      wU: unembed(r, c, "lm_head.weight", wE),
-    };
+    return llamaLikeWeights(r, c, { attnBias: storedAttnBias(r) });
   },
 } satisfies FamilyAdapter;

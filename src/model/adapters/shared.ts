@@ -5,7 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { fail, show } from "../../errors";
-import type { Activation, AttnParams, LayerParams, MlpParams, ModelDims, NormParams } from "../types";
+import type { Activation, AttnParams, LayerParams, MlpParams, ModelDims, ModelParams, NormParams } from "../types";
 import { transposeData, type WeightReader } from "../weights";
 import { type HfConfig, attentionHeads, firstOf, headDim, nestedRope, num, posInt, ropeTheta, tokenId } from "./adapter";
 
@@ -109,8 +109,7 @@ export interface LlamaLayerLayout {
 }
 
 /** The decoder layers of the Llama-like families (`layers.{l}.self_attn.q_proj` … `mlp.down_proj`), RMSNorm. */
-export function llamaLayers(r: WeightReader, c: ModelDims, layout: LlamaLayerLayout | { qkv: boolean; o: boolean }): LayerParams[] {
-  const o: LlamaLayerLayout = "attnBias" in layout ? layout : { attnBias: layout };
+export function llamaLayers(r: WeightReader, c: ModelDims, o: LlamaLayerLayout): LayerParams[] {
   const d = c.dModel;
   return Array.from({ length: c.nLayers }, (_, l) => {
     const p = `layers.${l}.`;
@@ -124,6 +123,18 @@ export function llamaLayers(r: WeightReader, c: ModelDims, layout: LlamaLayerLay
     if (c.qkRmsNorm) Object.assign(attn, qkNormWeights(r, c, p + "self_attn."));
     return { ...norms, attn, mlp: gatedMlp(r, c, p + "mlp.", o.mlpBias) };
   });
+}
+
+/** The attention biases a checkpoint stores: `attention_bias` puts them on q, k, v and o alike. */
+export function storedAttnBias(r: WeightReader): { qkv: boolean; o: boolean } {
+  const stored = r.has("layers.0.self_attn.q_proj.bias");
+  return { qkv: stored, o: stored };
+}
+
+/** Embeddings, the Llama-like decoder layers, the final RMSNorm `norm` and `lm_head` (or the tied embeddings). */
+export function llamaLikeWeights(r: WeightReader, c: ModelDims, layout: LlamaLayerLayout): ModelParams {
+  const wE = r.tensor2d("embed_tokens.weight", c.dVocab, c.dModel);
+  return { wE, layers: llamaLayers(r, c, layout), lnFinal: norm1d(r, "norm", c.dModel, false), wU: unembed(r, c, "lm_head.weight", wE) };
 }
 
 /**

@@ -1,10 +1,12 @@
 /**
  * Seeded random initialisation (what `new HookedAutoModel(config)` gives): N(0, initializer_range²) for
  * matrices, ones for norm weights (zeros for Gemma's (1 + w) norms), zeros for biases. A small JS PRNG makes
- * the weights identical on every backend for the same seed.
+ * the weights identical on every backend for the same seed; normals come from it by the ziggurat method
+ * (src/model/normal.ts), fast enough for billion-parameter models.
  */
 import * as tf from "@tensorflow/tfjs";
 import { checkModelFits } from "./size";
+import { NormalStream } from "./normal";
 import { transpose2d } from "./weights";
 import type { ModelDims, ModelParams, NormParams } from "./types";
 
@@ -22,19 +24,9 @@ export function mulberry32(seed: number): () => number {
 
 export function initParams(c: ModelDims, seed: number): ModelParams {
   checkModelFits(c, `random init of ${c.family}`); // before the first allocation: a 7 B default would hang the machine
-  const rand = mulberry32(seed);
+  const stream = new NormalStream(seed);
+  const normalValues = (n: number): Float32Array => stream.fill(new Float32Array(n), c.initStd);
   const normal = (shape: number[]): tf.Tensor => tf.tensor(normalValues(shape.reduce((a, b) => a * b, 1)), shape);
-  const normalValues = (n: number): Float32Array => {
-    const out = new Float32Array(n);
-    for (let i = 0; i < n; i += 2) {
-      // Box–Muller: two independent normals per pair of uniforms.
-      const r = Math.sqrt(-2 * Math.log(1 - rand())) * c.initStd;
-      const th = 2 * Math.PI * rand();
-      out[i] = r * Math.cos(th);
-      if (i + 1 < n) out[i + 1] = r * Math.sin(th);
-    }
-    return out;
-  };
   const m = (rows: number, cols: number) => normal([rows, cols]) as tf.Tensor2D;
   const zeros = (n: number) => tf.zeros([n]) as tf.Tensor1D;
   const normP = (): NormParams => ({

@@ -88,11 +88,13 @@ export function transpose2d(data: Float32Array, rows: number, cols: number): tf.
 
 /**
  * Row-major `[rows, cols]` data → its transpose `[cols, rows]`, in JS and in cache-sized tiles: exact, and
- * far faster than a backend transpose on the cpu backend (a 128k-vocabulary embedding: ~1 s vs ~40 s).
+ * far faster than a backend transpose on the cpu backend (a 128k-vocabulary embedding: ~1 s vs ~40 s). 16×16
+ * tiles keep the 16 rows read and the 16 rows written within the TLB when rows are 8 kB and 0.5 MB apart
+ * (a 128k × 2048 embedding): ~1.5× faster than 64×64 there.
  */
 export function transposeData(x: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(rows * cols);
-  const B = 64;
+  const B = 16;
   for (let r0 = 0; r0 < rows; r0 += B) {
     const r1 = Math.min(rows, r0 + B);
     for (let c0 = 0; c0 < cols; c0 += B) {

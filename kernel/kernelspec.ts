@@ -7,6 +7,7 @@ import fs from "fs";
 import os from "os";
 import path from "path";
 import { spawnSync } from "child_process";
+import { HUGE_PAGES_ENV } from "../src/engine/huge-pages";
 import { isHubId } from "../src/io/hub";
 import { kernelDistDir, packageVersion, projectRoot } from "./paths";
 
@@ -112,7 +113,8 @@ export function kernelJson(model?: string): KernelJson {
     // Interrupts arrive as interrupt_request on the control channel, which a worker thread serves even
     // while a cell computes (see kernel/control-worker.ts); SIGINT is handled as well.
     interrupt_mode: "message",
-    env: {},
+    // Large weights in huge pages: halves the CPU time of first touching a billion-parameter model's memory.
+    env: process.platform === "linux" ? { ...HUGE_PAGES_ENV } : {},
     metadata: { "arrakis-ts": { version: packageVersion(), package: projectRoot(), debugger: false } },
   };
 }

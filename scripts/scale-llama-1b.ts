@@ -1,13 +1,18 @@
 /**
  * Scale check: a random Llama with Llama-3.2-1B's dimensions (hidden 2048, 16 layers, 32 heads, 8 kv heads,
  * MLP 8192, vocab 128,256, tied; 1.24 B parameters) built from HookedAutoConfig, then 128 tokens with every
- * attention pattern cached, on the onnxruntime engine. Prints the time of each step, the total and the peak RSS.
- * Needs ~7 GB free (the weights in JS memory, activations on top); run it with nothing else memory-heavy.
+ * attention pattern cached, on the onnxruntime engine. Prints wall and CPU time of each step, the total from
+ * start to the first cached patterns, the peak RSS and the load average (the machine may be shared).
+ * Needs ~7 GB free; run it with nothing else memory-heavy.
  *
  *   node --import tsx scripts/scale-llama-1b.ts        (ARRAKIS_ORT_THREADS sets onnxruntime's threads)
+ *
+ * On Linux it restarts itself with huge pages for large allocations (HUGE_PAGES_ENV, see
+ * src/engine/huge-pages.ts) unless GLIBC_TUNABLES is already set: `GLIBC_TUNABLES= node …` measures without.
  */
-import * as tf from "@tensorflow/tfjs";
-import { HookedAutoConfig, HookedAutoModel, initBackend, modelSize } from "../src";
+import { spawnSync } from "node:child_process";
+import * as os from "node:os";
+import { HUGE_PAGES_ENV, hugePagesState } from "../src/engine/huge-pages";
 
 const GiB = 2 ** 30;
 const peakRss = () => (process.resourceUsage().maxRSS * 1024) / GiB;
@@ -17,44 +22,62 @@ const cpuS = () => {
   return (u.user + u.system) / 1e6;
 };
 
+/** Wall and CPU seconds of one step, printed with what it says. */
+function step<T>(label: string, fn: () => T, say: (r: T) => string = () => ""): T {
+  const [w, c] = [performance.now(), cpuS()];
+  const r = fn();
+  const wall = (performance.now() - w) / 1000;
+  console.log(`${label}: ${wall.toFixed(1)} s wall, ${(cpuS() - c).toFixed(1)} s CPU${say(r) ? `; ${say(r)}` : ""} (peak RSS ${peakRss().toFixed(2)} GiB, load ${os.loadavg()[0].toFixed(1)})`);
+  return r;
+}
+
 async function main(): Promise<void> {
   const t0 = performance.now();
+  // Loaded here, not at the top: a restart for huge pages (below) should not load the library twice.
+  const tf = await import("@tensorflow/tfjs");
+  const { HookedAutoConfig, HookedAutoModel, initBackend, modelSize } = await import("../src");
   await initBackend({ engine: "ort" });
+  console.log(`backend started: ${((performance.now() - t0) / 1000).toFixed(1)} s wall; huge pages ${hugePagesState()}`);
   const config = new HookedAutoConfig({
     name: "llama", hidden_size: 2048, num_hidden_layers: 16, num_attention_heads: 32, num_key_value_heads: 8,
     intermediate_size: 8192, vocab_size: 128256, tie_word_embeddings: true, max_position_embeddings: 131072, rope_theta: 500000,
   });
   const size = modelSize(config.dims);
   console.log(`Llama-3.2-1B dims: ${(size.params / 1e9).toFixed(3)} B parameters, ${(size.bytes / GiB).toFixed(2)} GiB in float32`);
-  const t1 = performance.now();
-  const model = new HookedAutoModel(config, { seed: 0 });
-  const t2 = performance.now();
-  console.log(`random init: ${((t2 - t1) / 1000).toFixed(1)} s (engine ${model.engine}; weights in ${model.weightsAsInputs ? "JS memory (TF.js cpu storage), fed to onnxruntime in place" : "the TF.js backend"}); peak RSS ${peakRss().toFixed(2)} GiB`);
+  const model = step("random init", () => new HookedAutoModel(config, { seed: 0 }), (m) =>
+    `engine ${m.engine}; weights in ${m.weightsAsInputs ? "JS memory (TF.js cpu storage), fed to onnxruntime in place" : "the TF.js backend"}`);
   const ids = Array.from({ length: 128 }, (_, i) => (i * 7919 + 13) % 128256);
-  const { logits, cache } = model.runWithCache([ids], { names: (n) => n.endsWith("attn.hook_pattern") });
+  const patterns = { names: (n: string) => n.endsWith("attn.hook_pattern") };
+  const { logits, cache } = step("first runWithCache, 128 tokens, every attention pattern (sessions built)", () => model.runWithCache([ids], patterns), ({ logits, cache }) => {
+    const pattern = cache.values("blocks.15.attn.hook_pattern");
+    let worstRow = 0;
+    for (let r = 0; r < pattern.length / 128; r++) {
+      let s = 0;
+      for (let k = 0; k < 128; k++) s += pattern[r * 128 + k];
+      worstRow = Math.max(worstRow, Math.abs(s - 1));
+    }
+    const finite = (logits.dataSync() as Float32Array).every(Number.isFinite);
+    return `${cache.names.length} patterns; logits ${logits.shape.join("x")} finite ${finite}; pattern rows sum to 1 within ${worstRow.toExponential(1)}`;
+  });
   const t3 = performance.now();
-  const pattern = cache.values("blocks.15.attn.hook_pattern");
-  let worstRow = 0;
-  for (let r = 0; r < pattern.length / 128; r++) {
-    let s = 0;
-    for (let k = 0; k < 128; k++) s += pattern[r * 128 + k];
-    worstRow = Math.max(worstRow, Math.abs(s - 1));
-  }
-  const finite = (logits.dataSync() as Float32Array).every(Number.isFinite);
-  console.log(`runWithCache, 128 tokens, ${cache.names.length} attention patterns cached: ${((t3 - t2) / 1000).toFixed(1)} s (first run: sessions built); logits ${logits.shape.join("x")} finite ${finite}; pattern rows sum to 1 within ${worstRow.toExponential(1)}`);
+  const cpuFirst = cpuS();
   logits.dispose();
   cache.dispose();
-  const t4 = performance.now();
-  const again = model.runWithCache([ids], { names: (n) => n.endsWith("attn.hook_pattern") });
-  const t5 = performance.now();
+  const again = step("second runWithCache", () => model.runWithCache([ids], patterns));
   again.logits.dispose();
   again.cache.dispose();
-  console.log(`second runWithCache: ${((t5 - t4) / 1000).toFixed(1)} s`);
-  console.log(`total from start to the first cached patterns: ${((t3 - t0) / 1000).toFixed(1)} s wall; CPU ${cpuS().toFixed(1)} s for everything (load average ${require("node:os").loadavg()[0].toFixed(1)}); peak RSS ${peakRss().toFixed(2)} GiB; tf tensors ${tf.memory().numTensors}`);
+  console.log(`total from start to the first cached patterns: ${((t3 - t0) / 1000).toFixed(1)} s wall, ${cpuFirst.toFixed(1)} s CPU (process start included); peak RSS ${peakRss().toFixed(2)} GiB; load average ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
   model.dispose();
+  if (tf.memory().numTensors > 0) console.log(`tf tensors left after dispose: ${tf.memory().numTensors} (the backend's own)`);
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+if (process.platform === "linux" && process.env.GLIBC_TUNABLES === undefined) {
+  // glibc reads its tunables once at start: run this same script again with them set.
+  const r = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: "inherit", env: { ...process.env, ...HUGE_PAGES_ENV } });
+  process.exit(r.status ?? 1);
+} else {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

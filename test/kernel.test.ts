@@ -114,6 +114,8 @@ describe("kernelspec", () => {
     assert.equal(spec.display_name, "Arrakis (TypeScript)");
     assert.equal(spec.language, "typescript");
     assert.equal(spec.interrupt_mode, "message");
+    // large weights in huge pages on Linux (glibc reads the tunable at process start, so the spec sets it)
+    assert.deepEqual(spec.env, process.platform === "linux" ? { GLIBC_TUNABLES: "glibc.malloc.hugetlb=1" } : {});
     assert.equal(spec.argv[0], process.execPath);
     assert.ok(path.isAbsolute(spec.argv[1]) && fs.existsSync(spec.argv[1]), spec.argv[1]);
     assert.deepEqual(spec.argv.slice(2), ["kernel", "--connection-file", "{connection_file}"]);

@@ -9,6 +9,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fail, show } from "../errors";
+import { isPlainRelativeName } from "./relative-name";
 import { checkRegularFile, type LoadedTensor, type SafetensorsDtype, type SafetensorsEntry, SafetensorsFile } from "./safetensors";
 
 export const CONFIG_FILE = "config.json";
@@ -104,15 +105,8 @@ function openSharded(dir: string, indexFile: string): Checkpoint {
  * written by someone else: a name like "../x.safetensors" or "/etc/x" would read outside the folder.
  */
 function shardPath(dir: string, shard: unknown, indexFile: string): string {
-  const ok =
-    typeof shard === "string" &&
-    shard.length > 0 &&
-    !shard.includes("\\") &&
-    !shard.includes("\0") &&
-    !path.isAbsolute(shard) &&
-    shard.split("/").every((p) => p !== "" && p !== "." && p !== "..");
-  if (!ok) fail(`shard file ${show(shard)} in ${show(indexFile)} is not a plain name inside the model folder (expected e.g. "model-00001-of-00002.safetensors"; "..", absolute paths and "\\" are refused)`);
-  return path.join(dir, ...(shard as string).split("/"));
+  if (!isPlainRelativeName(shard) || path.isAbsolute(shard)) fail(`shard file ${show(shard)} in ${show(indexFile)} is not a plain name inside the model folder (expected e.g. "model-00001-of-00002.safetensors"; "..", absolute paths and "\\" are refused)`);
+  return path.join(dir, ...shard.split("/"));
 }
 
 function openFiles(files: string[], indexFile: string | null): Checkpoint {

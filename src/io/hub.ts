@@ -20,6 +20,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { createHash } from "node:crypto";
 import { ArrakisError, fail, show } from "../errors";
+import { isPlainRelativeName } from "./relative-name";
 
 export interface HubProgress {
   file: string;
@@ -178,14 +179,8 @@ export function isHubId(s: string): boolean {
 
 /** A relative path with "/" separators and no empty, "." or ".." parts (revision names, repo file names). */
 function checkRelativeName(what: string, name: unknown): string {
-  const ok =
-    typeof name === "string" &&
-    name.length > 0 &&
-    !name.includes("\\") &&
-    !name.includes("\0") &&
-    name.split("/").every((p) => p !== "" && p !== "." && p !== "..");
-  if (!ok) fail(`${what} ${show(name)} is not a valid relative name (expected e.g. "main", "v1.0" or "refs/pr/1")`);
-  return name as string;
+  if (!isPlainRelativeName(name)) fail(`${what} ${show(name)} is not a valid relative name (expected e.g. "main", "v1.0" or "refs/pr/1")`);
+  return name;
 }
 
 /** One path component we got from the server (commit hash, etag). */

@@ -10,15 +10,10 @@
  * `qk_layernorm=true` (no released checkpoint uses it) is refused by name.
  */
 import { fail } from "../../errors";
-import type { ModelDims, ModelParams, NormParams } from "../types";
+import type { ModelDims, ModelParams } from "../types";
 import type { WeightReader } from "../weights";
 import type { FamilyAdapter, HfConfig } from "./adapter";
-import { llamaLikeDims, norm1d, partialRotaryFactor, rotaryDims, unembed } from "./shared";
-
-/** A second copy of a norm's weights (the parallel block's MLP reads the attention's norm). */
-function copyNorm(n: NormParams): NormParams {
-  return { w: n.w.clone(), b: n.b?.clone() };
-}
+import { copyNorm, llamaLikeDims, norm1d, partialRotaryFactor, rotaryDims, unembed } from "./shared";
 
 export const phi = {
   family: "phi" as const,

@@ -10,11 +10,10 @@
  *   i - W < j <= i. (4.45–4.52 applied the window to every layer instead; not reproduced.)
  * - untied `lm_head` unless `tie_word_embeddings` (Qwen2.5-0.5B ties it).
  */
-import { fail, show } from "../../errors";
 import type { ModelDims, ModelParams } from "../types";
 import type { WeightReader } from "../weights";
 import type { FamilyAdapter, HfConfig } from "./adapter";
-import { llamaLikeDims, llamaLikeWeights, savedBefore, windowSize } from "./shared";
+import { layerWindows, llamaLikeDims, llamaLikeWeights, savedBefore, windowSize } from "./shared";
 
 /** Per-layer windows (see the header for the version rule); Qwen3 follows the same rule. */
 export function qwenWindows(hf: HfConfig, nLayers: number, family = "qwen2"): (number | null)[] {
@@ -22,16 +21,8 @@ export function qwenWindows(hf: HfConfig, nLayers: number, family = "qwen2"): (n
   if (savedBefore(hf, 4, 45) || !hf.use_sliding_window) return none;
   const w = windowSize(hf, "sliding_window");
   if (w === null) return none;
-  const types = hf.layer_types;
-  if (Array.isArray(types)) {
-    if (types.length !== nLayers) fail(`${family}: layer_types has ${types.length} entries but num_hidden_layers is ${nLayers}`);
-    return types.map((t, l) => {
-      if (t !== "sliding_attention" && t !== "full_attention") fail(`${family}: layer_types[${l}] is ${show(t)}; expected "sliding_attention" or "full_attention"`);
-      return t === "sliding_attention" ? w : null;
-    });
-  }
   const first = hf.max_window_layers == null ? 0 : (hf.max_window_layers as number);
-  return none.map((_, l) => (l >= first ? w : null));
+  return layerWindows(hf, family, nLayers, w, (l) => l >= first);
 }
 
 export const qwen2 = {

@@ -67,6 +67,14 @@ export function norm1d(r: WeightReader, name: string, d: number, withBias: boole
   return { w: r.tensor1d(name + ".weight", d), b: withBias ? r.tensor1d(name + ".bias", d) : undefined };
 }
 
+/**
+ * A second copy of a norm's weights, for a parallel block (Phi, StableLM) whose MLP reads the attention's norm:
+ * the model then owns two tensors, one per hook point.
+ */
+export function copyNorm(n: NormParams): NormParams {
+  return { w: n.w.clone(), b: n.b?.clone() };
+}
+
 /** Optional bias of an `nn.Linear`: read when the config says the layer has one. */
 function bias(r: WeightReader, name: string, n: number, present: boolean): tf.Tensor1D | undefined {
   return present ? r.tensor1d(name + ".bias", n) : undefined;

@@ -16,21 +16,16 @@
  * - untied `lm_head` unless `tie_word_embeddings`.
  */
 import * as tf from "@tensorflow/tfjs";
-import type { ModelDims, ModelParams, NormParams } from "../types";
+import type { ModelDims, ModelParams } from "../types";
 import type { WeightReader } from "../weights";
 import type { FamilyAdapter, HfConfig } from "./adapter";
-import { gatedMlp, llamaLikeDims, norm1d, partialRotaryFactor, rotaryDims, separateQkv, unembed } from "./shared";
+import { copyNorm, gatedMlp, llamaLikeDims, norm1d, partialRotaryFactor, rotaryDims, separateQkv, unembed } from "./shared";
 
 /** The per-head LayerNorm weights `norms.{h}.weight` stacked to `[heads, d_head]`. */
 function perHeadNorm(r: WeightReader, prefix: string, heads: number, dHead: number): tf.Tensor2D {
   const out = new Float32Array(heads * dHead);
   for (let h = 0; h < heads; h++) out.set(r.data(`${prefix}.norms.${h}.weight`, [dHead]), h * dHead);
   return tf.tensor2d(out, [heads, dHead]);
-}
-
-/** A second copy of a norm's weights (the parallel block's MLP reads the attention's norm). */
-function copyNorm(n: NormParams): NormParams {
-  return { w: n.w.clone(), b: n.b?.clone() };
 }
 
 export const stablelm = {

@@ -6,6 +6,7 @@
  * Needs ~7 GB free; run it with nothing else memory-heavy.
  *
  *   node --import tsx scripts/scale-llama-1b.ts        (ARRAKIS_ORT_THREADS sets onnxruntime's threads)
+ *   node --import tsx scripts/scale-llama-1b.ts --model qwen2-0.5b|gpt2 --engine ort|tfjs   (other sizes, engines)
  *
  * On Linux it restarts itself with huge pages for large allocations (HUGE_PAGES_ENV, see
  * src/engine/huge-pages.ts) unless GLIBC_TUNABLES is already set: `GLIBC_TUNABLES= node …` measures without.
@@ -31,25 +32,49 @@ function step<T>(label: string, fn: () => T, say: (r: T) => string = () => ""): 
   return r;
 }
 
+/** Model sizes to measure (the memory table in the README): Hugging Face config fields. */
+const PRESETS: Record<string, { label: string; hf: Record<string, unknown> }> = {
+  "llama-1b": {
+    label: "Llama-3.2-1B",
+    hf: {
+      name: "llama", hidden_size: 2048, num_hidden_layers: 16, num_attention_heads: 32, num_key_value_heads: 8,
+      intermediate_size: 8192, vocab_size: 128256, tie_word_embeddings: true, max_position_embeddings: 131072, rope_theta: 500000,
+    },
+  },
+  "qwen2-0.5b": {
+    label: "Qwen2.5-0.5B",
+    hf: {
+      name: "qwen2", hidden_size: 896, num_hidden_layers: 24, num_attention_heads: 14, num_key_value_heads: 2,
+      intermediate_size: 4864, vocab_size: 151936, tie_word_embeddings: true, max_position_embeddings: 32768, rope_theta: 1000000,
+    },
+  },
+  gpt2: { label: "GPT-2 small", hf: { name: "gpt2" } },
+};
+
+/** `--name value` from the command line, or the default. */
+function option(name: string, fallback: string): string {
+  const i = process.argv.indexOf(name);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+}
+
 async function main(): Promise<void> {
   const t0 = performance.now();
   // Loaded here, not at the top: a restart for huge pages (below) should not load the library twice.
   const tf = await import("@tensorflow/tfjs");
   const { HookedAutoConfig, HookedAutoModel, initBackend, modelSize } = await import("../src");
-  await initBackend({ engine: "ort" });
+  await initBackend({ engine: option("--engine", "ort") as "ort" | "tfjs" });
   console.log(`backend started: ${((performance.now() - t0) / 1000).toFixed(1)} s wall; huge pages ${hugePagesState()}`);
-  const config = new HookedAutoConfig({
-    name: "llama", hidden_size: 2048, num_hidden_layers: 16, num_attention_heads: 32, num_key_value_heads: 8,
-    intermediate_size: 8192, vocab_size: 128256, tie_word_embeddings: true, max_position_embeddings: 131072, rope_theta: 500000,
-  });
+  const preset = PRESETS[option("--model", "llama-1b")];
+  if (!preset) throw new Error(`--model must be one of ${Object.keys(PRESETS).join(", ")}`);
+  const config = new HookedAutoConfig(preset.hf);
   const size = modelSize(config.dims);
-  console.log(`Llama-3.2-1B dims: ${(size.params / 1e9).toFixed(3)} B parameters, ${(size.bytes / GiB).toFixed(2)} GiB in float32`);
+  console.log(`${preset.label} dims: ${(size.params / 1e9).toFixed(3)} B parameters, ${(size.bytes / GiB).toFixed(2)} GiB in float32`);
   const model = step("random init", () => new HookedAutoModel(config, { seed: 0 }), (m) =>
     `engine ${m.engine}; weights in ${m.weightsAsInputs ? "JS memory (TF.js cpu storage), fed to onnxruntime in place" : "the TF.js backend"}`);
-  const ids = Array.from({ length: 128 }, (_, i) => (i * 7919 + 13) % 128256);
+  const ids = Array.from({ length: 128 }, (_, i) => (i * 7919 + 13) % config.dims.dVocab);
   const patterns = { names: (n: string) => n.endsWith("attn.hook_pattern") };
   const { logits, cache } = step("first runWithCache, 128 tokens, every attention pattern (sessions built)", () => model.runWithCache([ids], patterns), ({ logits, cache }) => {
-    const pattern = cache.values("blocks.15.attn.hook_pattern");
+    const pattern = cache.values(`blocks.${config.dims.nLayers - 1}.attn.hook_pattern`);
     let worstRow = 0;
     for (let r = 0; r < pattern.length / 128; r++) {
       let s = 0;

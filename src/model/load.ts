@@ -54,7 +54,8 @@ export async function loadPretrained(dirOrId: string | undefined, options: Pretr
     checkFloatWeights(ckpt, config.adapter.ignoredWeights);
     checkHeaderShapes(ckpt, config, path.join(dir, CONFIG_FILE));
     checkParameterCount(ckpt, config, path.join(dir, CONFIG_FILE));
-    // Too big for the wasm heap but run by onnxruntime: the weights go to JS memory (checked against the machine's).
+    // Big (or too big for the wasm heap) and run by onnxruntime: the weights go to JS memory (checked against the
+    // machine's), fed to onnxruntime in place (see src/engine/placement.ts).
     const outside = weightsOutsideWasm(config.dims, options.engine);
     const where = `the checkpoint in ${show(dir)}`;
     const params = outside ? onCpuBackend(() => (checkModelFits(config.dims, where), readWeights(ckpt, config))) : (checkModelFits(config.dims, where), readWeights(ckpt, config));

@@ -485,12 +485,16 @@ test("headAblationSweep agrees with individual ablateHead runs, sync and async, 
   const sweep = noLeaks(() => attention.headAblationSweep(rows, { onProgress: (d, t) => progress.push([d, t]) }));
   assert.deepEqual(progress, Array.from({ length: 9 }, (_, i) => [i, 8]));
   const clean = model.loss(rows);
-  assert.equal(sweep.clean, clean);
+  // On the onnxruntime engine the sweep's loss is computed inside onnxruntime (its LogSoftmax, not TF.js's):
+  // the same numbers up to float32 rounding. A metric of the logits is compared exactly below.
+  const near = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) <= 1e-5, `${what}: ${a} vs ${b}`);
+  near(sweep.clean, clean, "clean");
   for (let l = 0; l < 2; l++) {
     for (let h = 0; h < 4; h++) {
       const single = attention.withAblatedHead(l, h, () => model.loss(rows));
-      assert.equal(sweep.ablated[l][h], single, `L${l}H${h}`);
-      assert.equal(sweep.values[l][h], single - clean);
+      near(sweep.ablated[l][h], single, `L${l}H${h}`);
+      assert.equal(sweep.values[l][h], sweep.ablated[l][h] - sweep.clean);
+      assert.ok(sweep.ablated[l][h] !== sweep.clean, `L${l}H${h} changes the loss`);
     }
   }
   // HF: ablating L0H1 moves the mean loss from mean(loss.clean) to mean(loss.ablated)
@@ -522,7 +526,7 @@ test("headAblationSweep: user metric, mean mode, abort and a throwing metric all
 
   const meanSweep = noLeaks(() => attention.headAblationSweep(rows, { mode: "mean" }));
   const meanSingle = attention.withAblatedHead(0, 2, { mode: "mean", reference: rows }, () => model.loss(rows));
-  assert.equal(meanSweep.ablated[0][2], meanSingle);
+  assert.ok(Math.abs(meanSweep.ablated[0][2] - meanSingle) <= 1e-5, `${meanSweep.ablated[0][2]} vs ${meanSingle}`);
 
   const base = tf.memory().numTensors;
   const controller = new AbortController();

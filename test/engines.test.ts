@@ -173,29 +173,55 @@ describe("hooks and edits on both engines", () => {
   });
 });
 
-test("the batched sweep (several heads per forward, clean prefix reused) equals single ablations exactly, zero and mean", async (t) => {
+test("the batched sweep (several heads per forward, clean prefix reused) equals single ablations: the loss computed inside onnxruntime within float32 rounding, a custom metric exactly; zero and mean", async (t) => {
   if (!ortAvailable) return t.skip(engineReport());
   const model = await HookedAutoModel.fromPretrained(hfFixture("llama"), { engine: "ort" });
+  const reference = await HookedAutoModel.fromPretrained(hfFixture("llama"), { engine: "tfjs" });
   try {
     const tools = new AttentionTools(model);
     const rows = [INPUT_IDS[0].slice(0, 10), INPUT_IDS[1].slice(0, 10)];
     assert.ok(model.ablationBatches(rows), "the onnxruntime engine offers batched ablations");
     const before = tf.memory().numTensors;
+    // A metric of the logits takes the path that hands each head's logits to TF.js.
+    const lastLogit = (logits: tf.Tensor3D) => tf.tidy(() => tf.sum(tf.slice(logits, [0, logits.shape[1] - 1, 0], [-1, 1, -1])).dataSync()[0]);
+    let worst = 0;
     for (const mode of ["zero", "mean"] as const) {
       const sweep = tools.headAblationSweep(rows, { mode });
+      const custom = tools.headAblationSweep(rows, { mode, metric: lastLogit });
+      const onTfjs = new AttentionTools(reference).headAblationSweep(rows, { mode });
+      // the clean loss, measured inside onnxruntime too, against TF.js's loss of the same model
+      assert.ok(Math.abs(sweep.clean - reference.loss(rows)) <= 1e-5, `clean ${sweep.clean} vs ${reference.loss(rows)}`);
       for (let l = 0; l < model.cfg.nLayers; l++) {
         for (let h = 0; h < model.cfg.nHeads; h++) {
-          const single = tools.withAblatedHead(l, h, mode === "mean" ? { mode, reference: rows } : {}, () => model.loss(rows));
-          assert.equal(sweep.ablated[l][h], single, `${mode} L${l}H${h}`);
+          const opts = mode === "mean" ? { mode, reference: rows } : {};
+          const single = tools.withAblatedHead(l, h, opts, () => model.loss(rows));
+          const singleMetric = tools.withAblatedHead(l, h, opts, () => {
+            const logits = model.forward(rows);
+            try {
+              return lastLogit(logits);
+            } finally {
+              logits.dispose();
+            }
+          });
+          assert.equal(custom.ablated[l][h], singleMetric, `${mode} custom metric L${l}H${h}`);
+          // The engine's LogSoftmax and TF.js's sum in different orders: float32 rounding apart, nothing more.
+          for (const [label, other] of [["single ablation", single], ["TF.js engine sweep", onTfjs.ablated[l][h]]] as const) {
+            const d = Math.abs(sweep.ablated[l][h] - other);
+            worst = Math.max(worst, d);
+            assert.ok(d <= 1e-5, `${mode} L${l}H${h}: in-engine loss ${sweep.ablated[l][h]} vs ${label} ${other}`);
+          }
+          assert.notEqual(sweep.ablated[l][h], sweep.clean, `${mode} L${l}H${h}: the ablation changes the loss`);
         }
       }
     }
+    console.log(`batched in-engine loss vs single ablations and the TF.js engine: max |Δ| ${worst.toExponential(1)}`);
     assert.equal(tf.memory().numTensors, before);
     const hook = model.addHook("hook_embed", () => undefined);
     assert.equal(model.ablationBatches(rows), null, "with a hook attached the batched path (which applies no hooks) is not offered");
     hook.remove();
   } finally {
     model.dispose();
+    reference.dispose();
   }
 });
 

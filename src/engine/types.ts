@@ -40,6 +40,28 @@ export interface RunRequest {
   point<X extends tf.Tensor>(name: string, layer: number | null, x: X): X;
 }
 
+/** One head to ablate: its z slot is set to 0, or to `fill` [d_head] (a mean ablation). */
+export interface AblatedHead {
+  head: number;
+  fill?: Float32Array;
+}
+
+/**
+ * Head ablations in batches over one clean pass (sweeps): the residual stream entering every block is kept, and
+ * each call runs the blocks from `layer` on with one batch row group per ablated head.
+ */
+export interface AblationBatches {
+  /** Ablates each listed head of `layer` alone; `each(i, logits)` gets head i's logits `[batch, pos, vocab]`, owned by the batches and valid only during the call. */
+  runLayer(layer: number, heads: AblatedHead[], each: (i: number, logits: tf.Tensor3D) => void): void;
+  /**
+   * The next-token loss at every position of each listed head's ablation, computed inside the engine so no
+   * logits leave it: per head `[batch][pos − 1]`. Needs at least 2 tokens per row.
+   */
+  lossLayer(layer: number, heads: AblatedHead[]): number[][][];
+  /** The clean run's next-token losses `[batch][pos − 1]`, computed the same way as `lossLayer`'s. */
+  cleanLoss(): number[][];
+}
+
 /** Runs one model. Created per model by its engine; holds whatever the engine keeps per model. */
 export interface Runner {
   /** Logits `[batch, pos, vocab]`, owned by the caller. */
@@ -48,9 +70,7 @@ export interface Runner {
    * Batched head ablations with the clean prefix reused (sweeps); absent when the engine has no faster way than
    * one hooked forward per head.
    */
-  ablationBatches?(rows: number[][]): {
-    runLayer(layer: number, heads: { head: number; fill?: Float32Array }[], each: (i: number, logits: tf.Tensor3D) => void): void;
-  };
+  ablationBatches?(rows: number[][]): AblationBatches;
   /** Frees what the runner holds (sessions, copies of weights). */
   dispose(): void;
 }

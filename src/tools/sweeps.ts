@@ -111,17 +111,24 @@ export function prepareSweep(model: HookedAutoModel, input: ModelInput, options:
   };
   const { nLayers: L, nHeads: H } = model.cfg;
   const means = mode === "mean" ? meanZs(model, opts.reference ?? rows, Array.from({ length: L }, (_, l) => l)) : null;
+  // The engine's batched path (several heads per forward, the clean prefix reused) when it has one.
+  const batches = model.ablationBatches(rows);
   try {
-    const clean = measure();
+    // The built-in loss on the batched path is computed inside the engine (the logits never leave it); the
+    // clean value is measured the same way, so a head that changes nothing has a delta of exactly 0.
+    const lossInEngine = batches !== null && metricOpt === "loss";
+    const clean = lossInEngine ? mean(batches.cleanLoss().flat()) : measure();
     const ablated = Array.from({ length: L }, () => new Array<number>(H).fill(NaN));
-    // The engine's batched path (several heads per forward, the clean prefix reused) when it has one.
-    const batches = model.ablationBatches(rows);
     const batchedLayer = new Map<number, number[]>();
     const runLayerBatched = (layer: number): number[] => {
       const out = new Array<number>(H).fill(NaN);
       const meanRows = means ? ((means.get(layer) as tf.Tensor2D).dataSync() as Float32Array) : null; // [head, d_head]
       const dh = model.cfg.dHead;
       const heads = Array.from({ length: H }, (_, head) => ({ head, fill: meanRows?.slice(head * dh, (head + 1) * dh) }));
+      if (lossInEngine) {
+        batches.lossLayer(layer, heads).forEach((perToken, i) => (out[heads[i].head] = mean(perToken.flat())));
+        return out;
+      }
       batches!.runLayer(layer, heads, (i, logits) => {
         const v = tf.tidy(() => metricFn(logits, rows) as unknown as tf.TensorContainer) as unknown;
         if (typeof v !== "number" || Number.isNaN(v)) fail(`headAblationSweep: the metric must return a number, got ${show(v)}`);

@@ -102,11 +102,12 @@ export function emitEmbed(c: Readonly<ModelDims>, p: ModelParams, weightsAsInput
 }
 
 /**
- * One transformer block; its hook values are named `blocks.{l}.…`. With `ablateZ`, the block takes two more
- * inputs, `z_keep` [B, 1, head, 1] and `z_fill` [B, 1, head, d_head], and continues with z·keep + fill (a head
- * ablation per batch row, the same float32 operations as the ablation hook).
+ * One transformer block; its hook values are named `blocks.{l}.…`. The block also takes `z_keep` [B or 1, 1,
+ * head, 1] and `z_fill` [B or 1, 1, head, d_head] and continues with z·keep + fill: a head ablation per batch
+ * row (the same float32 operations as the ablation hook) for sweeps, and exactly z when fed ones and zeros
+ * (a forward). One graph for both means one compiled copy of the block's weights, not two.
  */
-export function emitBlock(c: Readonly<ModelDims>, p: LayerParams, l: number, ablateZ = false, weightsAsInputs = false): Graph {
+export function emitBlock(c: Readonly<ModelDims>, p: LayerParams, l: number, weightsAsInputs = false): Graph {
   const e = new Emitter(c, weightsAsInputs);
   const g = e.g;
   const D = c.dModel;
@@ -125,11 +126,9 @@ export function emitBlock(c: Readonly<ModelDims>, p: LayerParams, l: number, abl
   const input = (x: string, np: NormParams, name: string) => (placement === "post" ? x : e.norm(x, np, name, n(`${name}.hook_normalized`)));
   const output = (y: string, np: NormParams | undefined, name: string, hook: string) =>
     g.op("Identity", [placement === "pre" ? y : e.norm(y, np!, name, n(`${name}.hook_normalized`))], [], n(hook), BTD);
-  if (ablateZ) {
-    g.input("z_keep", ["B", 1, c.nHeads, 1]);
-    g.input("z_fill", ["B", 1, c.nHeads, c.dHead]);
-  }
-  const attnOut = output(attention(e, input(resid, p.ln1, "ln1"), p.attn, l, ablateZ), placement === "post" ? p.ln1 : p.ln1Post, "ln1_post", "hook_attn_out");
+  g.input("z_keep", ["Bz", 1, c.nHeads, 1]);
+  g.input("z_fill", ["Bz", 1, c.nHeads, c.dHead]);
+  const attnOut = output(attention(e, input(resid, p.ln1, "ln1"), p.attn, l), placement === "post" ? p.ln1 : p.ln1Post, "ln1_post", "hook_attn_out");
   const mlpOf = (x: string) => output(mlp(e, input(x, p.ln2, "ln2"), p.mlp, l), placement === "post" ? p.ln2 : p.ln2Post, "ln2_post", "hook_mlp_out");
   if (c.parallelResidual) {
     g.op("Add", [g.op("Add", [resid, attnOut]), mlpOf(resid)], [], n("hook_resid_post"), BTD);
@@ -187,7 +186,7 @@ function rotary(e: Emitter, x: string, heads: number, out: string): string {
 }
 
 /** Multi-head (grouped-query) causal self-attention, as components.attention. */
-function attention(e: Emitter, x: string, p: AttnParams, l: number, ablateZ: boolean): string {
+function attention(e: Emitter, x: string, p: AttnParams, l: number): string {
   const { g, c } = e;
   const { nHeads: H, nKvHeads: KV, dHead: dh, dModel: D } = c;
   const n = (local: string) => `blocks.${l}.${local}`;
@@ -217,7 +216,7 @@ function attention(e: Emitter, x: string, p: AttnParams, l: number, ablateZ: boo
   const pattern = g.op("Softmax", [scores], [{ name: "axis", i: -1 }], n("attn.hook_pattern"), ["B", H, "T", "T"]);
   const zh = g.op("MatMul", [pattern, vh]); // [B, H, T, dh]
   const z = g.op("Transpose", [zh], [{ name: "perm", ints: [0, 2, 1, 3] }], n("attn.hook_z"), ["B", "T", H, dh]);
-  const zUsed = ablateZ ? g.op("Add", [g.op("Mul", [z, "z_keep"]), "z_fill"]) : z;
+  const zUsed = g.op("Add", [g.op("Mul", [z, "z_keep"]), "z_fill"]); // [B, T, H, dh]
   const flat = g.op("Reshape", [zUsed, g.i64([0, 0, H * dh])]);
   return e.project(flat, w("wO", p.wO)!, w("bO", p.bO)); // [B, T, D]
 }
@@ -235,14 +234,32 @@ function mlp(e: Emitter, x: string, p: MlpParams, l: number): string {
   return e.project(post, w("wOut", p.wOut)!, w("bOut", p.bOut)); // [B, T, D]
 }
 
-/** Final norm and unembedding: logits [B, T, vocab]. */
+/** The unembedding's second output: next-token losses [B, P] for the positions `targets` gives. */
+export const LOSS_OUT = "token_loss";
+
+/**
+ * Final norm and unembedding: logits [B, T, vocab] (the stage output), and `token_loss` [B, P], the next-token
+ * loss −log_softmax(logits[b, t])[targets[b, t]] at the first P positions, from the input `targets` [B, P, 1]
+ * (int64; P = T − 1 and each row's tokens from the second on, for a sweep; P = 0 in a forward, where the branch
+ * then costs nothing). Sweeps fetch only the losses: moving the logits out of onnxruntime would cost as much
+ * as computing them, and one graph for both keeps one compiled copy of the unembedding weights.
+ */
 export function emitUnembed(c: Readonly<ModelDims>, p: ModelParams, weightsAsInputs = false): Graph {
   const e = new Emitter(c, weightsAsInputs);
   const g = e.g;
   g.input("resid_in", ["B", "T", c.dModel]);
+  g.input("targets", ["B", "P", 1], "int64");
   const normed = e.norm("resid_in", p.lnFinal, "ln_final", "ln_final.hook_normalized");
   const V: Dim[] = ["B", "T", c.dVocab];
-  if (c.finalSoftcap === undefined) e.project(normed, e.w("wU", p.wU), p.bU ? e.w("bU", p.bU) : undefined, STAGE_OUT, V);
-  else softcap(e, e.project(normed, e.w("wU", p.wU), p.bU ? e.w("bU", p.bU) : undefined), c.finalSoftcap, STAGE_OUT, V);
+  const wU = e.w("wU", p.wU);
+  const bU = p.bU ? e.w("bU", p.bU) : undefined;
+  if (c.finalSoftcap === undefined) e.project(normed, wU, bU, STAGE_OUT, V);
+  else softcap(e, e.project(normed, wU, bU), c.finalSoftcap, STAGE_OUT, V);
+  const P = g.op("Slice", [g.op("Shape", ["targets"]), g.i64([1]), g.i64([2])]); // [1]: P
+  const first = g.op("Slice", [STAGE_OUT, g.i64([0]), P, g.i64([1])]); // [B, P, V]
+  // LogSoftmax (a vectorised kernel) and a gather: cheaper here than ReduceLogSumExp minus the target logit.
+  const logp = g.op("LogSoftmax", [first], [{ name: "axis", i: -1 }]); // [B, P, V]
+  const picked = g.op("GatherElements", [logp, "targets"], [{ name: "axis", i: 2 }]); // [B, P, 1]
+  g.op("Neg", [g.op("Squeeze", [picked, g.i64([2])])], [], LOSS_OUT, ["B", "P"]);
   return g;
 }

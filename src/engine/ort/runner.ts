@@ -9,16 +9,10 @@ import { causalMask } from "../../model/components";
 import { rotaryTablesFor } from "../../model/rope";
 import { hookPointsFor } from "../../model/hooks";
 import type { ModelDims } from "../../model/types";
-import type { EngineModel, RunRequest, Runner } from "../types";
-import { emitBlock, emitEmbed, emitUnembed, STAGE_OUT } from "./emit";
+import type { AblatedHead, AblationBatches, EngineModel, RunRequest, Runner } from "../types";
+import { emitBlock, emitEmbed, emitUnembed, LOSS_OUT, STAGE_OUT } from "./emit";
 import { type Graph, planSegments, type Segment, serialize } from "./graph";
 import { f32, i64, type OrtTensor, SyncSession } from "./session";
-
-/** Batched head ablations over a clean prefix (see OrtRunner.ablationBatches). */
-export interface AblationBatches {
-  /** Ablates each listed head of `layer` alone (z slot → 0, or → `fill` [d_head]); `each(i, logits)` per head. */
-  runLayer(layer: number, heads: { head: number; fill?: Float32Array }[], each: (i: number, logits: tf.Tensor3D) => void): void;
-}
 
 interface Compiled {
   parts: { seg: Segment; session: SyncSession; fetchAlways: Set<string> }[];
@@ -37,8 +31,10 @@ class Stage {
   constructor(
     readonly points: string[],
     readonly layer: number | null,
-    private readonly build: (ablateZ: boolean) => Graph,
+    private readonly build: () => Graph,
     private readonly current: () => unknown[],
+    /** The values the stage ends with (its output first). */
+    private readonly finals: string[] = [STAGE_OUT],
   ) {
     this.order = new Map(points.map((p, i) => [p, i]));
   }
@@ -51,9 +47,9 @@ class Stage {
     this.refs = now;
   }
 
-  compiled(cuts: string[], declareAll: boolean, ablateZ = false): Compiled {
+  compiled(cuts: string[], declareAll: boolean): Compiled {
     this.checkWeights();
-    const key = `${cuts.join(",")}|${declareAll ? "all" : "plain"}${ablateZ ? "|ablate" : ""}`;
+    const key = `${cuts.join(",")}|${declareAll ? "all" : "plain"}`;
     const hit = this.variants.get(key);
     if (hit) {
       this.variants.delete(key); // most recently used last
@@ -66,11 +62,11 @@ class Stage {
       this.variants.delete(oldest);
     }
     // The graph (with copies of the weights) lives only while its sessions are made.
-    const g = this.build(ablateZ);
+    const g = this.build();
     const made = new Set(g.nodes.map((n) => n.output));
     const missing = this.points.filter((p) => !made.has(p));
     if (missing.length) throw new Error(`the ONNX graph of this stage lacks the hook points ${missing.join(", ")} (the emitter and hookPointsFor disagree)`);
-    const segments = planSegments(g, cuts, declareAll ? this.points : [], [STAGE_OUT], this.order);
+    const segments = planSegments(g, cuts, declareAll ? this.points : [], this.finals, this.order);
     const parts = segments.map((seg, s) => {
       const later = new Set(segments.slice(s + 1).flatMap((x) => x.inputs));
       const fetchAlways = new Set(seg.outputs.filter((v) => later.has(v) || v === seg.cut || v === STAGE_OUT));
@@ -89,6 +85,11 @@ class Stage {
   }
 }
 
+/** The unembedding's `targets` when no loss is wanted: none per row, so its loss branch does no work. */
+function noTargets(B: number): OrtTensor {
+  return i64(new BigInt64Array(0), [B, 0, 1]);
+}
+
 /** Every tensor of a parameter subtree, in a fixed order (to notice swapped entries). */
 function leaves(x: unknown, out: unknown[] = []): unknown[] {
   if (x instanceof tf.Tensor) out.push(x);
@@ -100,7 +101,12 @@ function leaves(x: unknown, out: unknown[] = []): unknown[] {
 export class OrtRunner implements Runner {
   private readonly stages: Stage[];
   private readonly c: Readonly<ModelDims>;
-  private inputsFor: { T: number; masks: Map<string, { keep: OrtTensor; fill: OrtTensor }>; rotary: { cos: OrtTensor; sin: OrtTensor }[] } | null = null;
+  private inputsFor: {
+    T: number;
+    masks: Map<string, { keep: OrtTensor; fill: OrtTensor }>;
+    rotary: { cos: OrtTensor; sin: OrtTensor }[];
+    noAblation: { z_keep: OrtTensor; z_fill: OrtTensor };
+  } | null = null;
 
   constructor(private readonly model: EngineModel) {
     const c = (this.c = model.cfg);
@@ -113,9 +119,9 @@ export class OrtRunner implements Runner {
       new Stage(embedNames, null, () => emitEmbed(c, p(), asInputs), () => [p().wE, p().wPos]),
       ...Array.from({ length: c.nLayers }, (_, l) => {
         const prefix = `blocks.${l}.`;
-        return new Stage(names.filter((n) => n.startsWith(prefix)), l, (ablateZ) => emitBlock(c, p().layers[l], l, ablateZ, asInputs), () => [version(l), ...leaves(p().layers[l])]);
+        return new Stage(names.filter((n) => n.startsWith(prefix)), l, () => emitBlock(c, p().layers[l], l, asInputs), () => [version(l), ...leaves(p().layers[l])]);
       }),
-      new Stage(["ln_final.hook_normalized"], null, () => emitUnembed(c, p(), asInputs), () => [p().wU, p().bU, ...leaves(p().lnFinal)]),
+      new Stage(["ln_final.hook_normalized"], null, () => emitUnembed(c, p(), asInputs), () => [p().wU, p().bU, ...leaves(p().lnFinal)], [STAGE_OUT, LOSS_OUT]),
     ];
   }
 
@@ -125,60 +131,64 @@ export class OrtRunner implements Runner {
     const feeds: Record<string, OrtTensor> = { tokens: i64(BigInt64Array.from(rows.flat(), BigInt), [B, T]) };
     if (this.c.positional === "learned") feeds.positions = i64(BigInt64Array.from({ length: T }, (_, t) => BigInt(t)), [T]);
     let x = this.runStage(this.stages[0], feeds, req);
-    const inputs = this.blockInputs(T);
-    for (let l = 0; l < this.c.nLayers; l++) {
-      const m = inputs.masks.get(String(this.c.windows[l]))!;
-      const f: Record<string, OrtTensor> = { resid_in: x, mask_keep: m.keep, mask_fill: m.fill };
-      if (inputs.rotary.length) Object.assign(f, inputs.rotary[l]);
-      x = this.runStage(this.stages[l + 1], f, req);
-    }
-    const logits = this.runStage(this.stages[this.c.nLayers + 1], { resid_in: x }, req);
+    for (let l = 0; l < this.c.nLayers; l++) x = this.runStage(this.stages[l + 1], this.blockFeeds(l, T, x), req);
+    const logits = this.runStage(this.stages[this.c.nLayers + 1], { resid_in: x, targets: noTargets(B) }, req);
     return tf.tensor3d(logits.data as Float32Array, logits.dims as [number, number, number]);
   }
 
   /**
    * Head ablations in batches, for sweeps: one clean pass keeps the residual stream entering every block; then
-   * `runLayer` runs the blocks from `layer` on with one batch row group per ablated head (the clean prefix below
-   * the layer is reused) and hands each head's logits `[batch, pos, vocab]` to `each` (owned by the caller of
-   * `each` only during the call). Hooks are not applied: the caller uses it only on a model without hooks.
+   * each layer's call runs the blocks from `layer` on with one batch row group per ablated head (the clean
+   * prefix below the layer is reused). Hooks are not applied: the caller uses it only on a model without hooks.
    */
   ablationBatches(rows: number[][]): AblationBatches {
     const [B, T] = [rows.length, rows[0].length];
     const none: RunRequest = { rows, hooksAt: () => undefined, caches: () => false, cache: null, record: () => {}, point: (_n, _l, x) => x };
     const feeds: Record<string, OrtTensor> = { tokens: i64(BigInt64Array.from(rows.flat(), BigInt), [B, T]) };
     if (this.c.positional === "learned") feeds.positions = i64(BigInt64Array.from({ length: T }, (_, t) => BigInt(t)), [T]);
+    const L = this.c.nLayers;
+    // residIn[l]: the clean residual entering block l [B, T, D]; residIn[L]: the one entering the unembedding
     const residIn: OrtTensor[] = [this.runStage(this.stages[0], feeds, none)];
-    const inputs = this.blockInputs(T);
-    const blockFeeds = (l: number, x: OrtTensor): Record<string, OrtTensor> => {
-      const m = inputs.masks.get(String(this.c.windows[l]))!;
-      return { resid_in: x, mask_keep: m.keep, mask_fill: m.fill, ...(inputs.rotary.length ? inputs.rotary[l] : {}) };
+    const blockFeeds = (l: number, x: OrtTensor) => this.blockFeeds(l, T, x);
+    for (let l = 0; l < L; l++) residIn.push(this.runStage(this.stages[l + 1], blockFeeds(l, residIn[l]), none));
+    const { nHeads: H, dHead: dh, dVocab: V, dModel: D } = this.c;
+    const unembed = this.stages[L + 1];
+    /** The final residual of each head's ablation of `layer`, heads stacked along the batch: [n·B, T, D]. */
+    const ablatedResid = (layer: number, heads: AblatedHead[]): OrtTensor => {
+      const n = heads.length;
+      const x0 = residIn[layer].data as Float32Array; // [B, T, D]
+      const tiled = new Float32Array(n * x0.length);
+      for (let i = 0; i < n; i++) tiled.set(x0, i * x0.length);
+      const keep = new Float32Array(n * B * H).fill(1); // [n·B, 1, H, 1]
+      const fill = new Float32Array(n * B * H * dh); // [n·B, 1, H, dh]
+      heads.forEach(({ head, fill: f }, i) => {
+        for (let b = 0; b < B; b++) {
+          const row = i * B + b;
+          keep[row * H + head] = 0;
+          if (f) fill.set(f, (row * H + head) * dh);
+        }
+      });
+      const f = { ...blockFeeds(layer, f32(tiled, [n * B, T, D])), z_keep: f32(keep, [n * B, 1, H, 1]), z_fill: f32(fill, [n * B, 1, H, dh]) };
+      let x = this.runStage(this.stages[layer + 1], f, none);
+      for (let l = layer + 1; l < L; l++) x = this.runStage(this.stages[l + 1], blockFeeds(l, x), none);
+      return x;
     };
-    for (let l = 0; l < this.c.nLayers - 1; l++) residIn.push(this.runStage(this.stages[l + 1], blockFeeds(l, residIn[l]), none));
-    const { nHeads: H, dHead: dh, dVocab: V } = this.c;
+    /** Next-token losses of `groups` stacked rows [groups·B, T, D] → per group [B][T − 1]. */
+    const losses = (x: OrtTensor, groups: number): number[][][] => {
+      if (T < 2) throw new Error(`next-token losses need at least 2 tokens per row, got ${T}`);
+      const P = T - 1;
+      const targets = new BigInt64Array(groups * B * P); // [groups·B, T − 1, 1]
+      for (let i = 0; i < groups; i++) rows.forEach((r, b) => r.slice(1).forEach((id, t) => (targets[(i * B + b) * P + t] = BigInt(id))));
+      const { session } = unembed.compiled([], false).parts[0];
+      const out = session.run({ resid_in: x, targets: i64(targets, [groups * B, P, 1]), ...unembed.weightFeeds }, [LOSS_OUT])[LOSS_OUT].data as Float32Array; // [groups·B, T − 1]
+      return Array.from({ length: groups }, (_, i) => Array.from({ length: B }, (_, b) => Array.from(out.subarray((i * B + b) * P, (i * B + b + 1) * P))));
+    };
     return {
       runLayer: (layer, heads, each) => {
-        const n = heads.length;
-        const D = this.c.dModel;
-        const x0 = residIn[layer].data as Float32Array; // [B, T, D]
-        const tiled = new Float32Array(n * x0.length);
-        for (let i = 0; i < n; i++) tiled.set(x0, i * x0.length);
-        const keep = new Float32Array(n * B * H).fill(1); // [n·B, 1, H, 1]
-        const fill = new Float32Array(n * B * H * dh); // [n·B, 1, H, dh]
-        heads.forEach(({ head, fill: f }, i) => {
-          for (let b = 0; b < B; b++) {
-            const row = i * B + b;
-            keep[row * H + head] = 0;
-            if (f) fill.set(f, (row * H + head) * dh);
-          }
-        });
-        const ablate = this.stages[layer + 1].compiled([], false, true);
-        let x: OrtTensor = f32(tiled, [n * B, T, D]);
-        const f = { ...blockFeeds(layer, x), ...this.stages[layer + 1].weightFeeds, z_keep: f32(keep, [n * B, 1, H, 1]), z_fill: f32(fill, [n * B, 1, H, dh]) };
-        x = ablate.parts[0].session.run(f, [STAGE_OUT])[STAGE_OUT];
-        for (let l = layer + 1; l < this.c.nLayers; l++) x = this.runStage(this.stages[l + 1], blockFeeds(l, x), none);
-        const logits = this.runStage(this.stages[this.c.nLayers + 1], { resid_in: x }, none).data as Float32Array; // [n·B, T, V]
+        const x = ablatedResid(layer, heads);
+        const logits = this.runStage(unembed, { resid_in: x, targets: noTargets(heads.length * B) }, none).data as Float32Array; // [n·B, T, V]
         const per = B * T * V;
-        for (let i = 0; i < n; i++) {
+        for (let i = 0; i < heads.length; i++) {
           const t = tf.tensor3d(logits.subarray(i * per, (i + 1) * per), [B, T, V]);
           try {
             each(i, t);
@@ -187,6 +197,8 @@ export class OrtRunner implements Runner {
           }
         }
       },
+      lossLayer: (layer, heads) => losses(ablatedResid(layer, heads), heads.length),
+      cleanLoss: () => losses(residIn[L], 1)[0],
     };
   }
 
@@ -218,6 +230,13 @@ export class OrtRunner implements Runner {
     return f32(data, v.dims);
   }
 
+  /** A block's inputs besides its weights: the residual, its window's mask, its rotary tables, no z ablation. */
+  private blockFeeds(l: number, T: number, x: OrtTensor): Record<string, OrtTensor> {
+    const inputs = this.blockInputs(T);
+    const m = inputs.masks.get(String(this.c.windows[l]))!;
+    return { resid_in: x, mask_keep: m.keep, mask_fill: m.fill, ...(inputs.rotary.length ? inputs.rotary[l] : {}), ...inputs.noAblation };
+  }
+
   /** Masks per window and rotary tables for T positions, as the tf path builds them (reused while T repeats). */
   private blockInputs(T: number) {
     if (this.inputsFor?.T === T) return this.inputsFor;
@@ -241,7 +260,10 @@ export class OrtRunner implements Runner {
         rotary.push(seen.get(key)!);
       }
     }
-    this.inputsFor = { T, masks, rotary };
+    // z·1 + 0 is z exactly: the block graph's ablation inputs for a forward, broadcast over the batch
+    const { nHeads: H, dHead: dh } = this.c;
+    const noAblation = { z_keep: f32(new Float32Array(H).fill(1), [1, 1, H, 1]), z_fill: f32(new Float32Array(H * dh), [1, 1, H, dh]) };
+    this.inputsFor = { T, masks, rotary, noAblation };
     return this.inputsFor;
   }
 

@@ -9,7 +9,6 @@
  * A draw's low 7 bits pick the layer and its high 25 bits (signed) the position in it, so the two never share
  * bits (Doornik 2005 showed the correlation of the original, which used the low bits for both).
  */
-
 const LAYERS = 128;
 /** Right edge of the base layer's rectangle; beyond it lies the tail. */
 const R = 3.442619855899;
@@ -22,7 +21,7 @@ const SCALE = 2 ** 24;
  * Layer tables. For layer i: a sample is j·W[i]; it lies under the density for sure when |j| < K[i]; F[i] is
  * the density at the layer's outer edge (F[i - 1] at its top). Layer 0 is the base strip plus the tail.
  */
-const K = new Float64Array(LAYERS);
+const K = new Int32Array(LAYERS); // integer bounds: |j| < K[i] compares two int32s in the hot loop
 const W = new Float64Array(LAYERS);
 const F = new Float64Array(LAYERS);
 {
@@ -50,7 +49,7 @@ export class NormalStream {
   private a: number;
 
   constructor(seed: number) {
-    this.a = seed >>> 0;
+    this.a = seed | 0; // the bits of seed >>> 0, kept as an int32 (V8 keeps the field unboxed)
   }
 
   /** The next 32-bit draw as a signed integer (the bits `mulberry32` would return, scaled by 2^32). */
@@ -86,7 +85,9 @@ export class NormalStream {
       const u = t ^ (t >>> 14);
       const layer = u & (LAYERS - 1);
       const j = u >> 7; // signed 25 bits
-      if (Math.abs(j) < K[layer]) {
+      const sign = j >> 31;
+      if ((j ^ sign) - sign < K[layer]) {
+        // |j| < K: inside the layer's rectangle, under the density for sure
         out[i] = j * scaled[layer];
       } else {
         this.a = a;
@@ -120,3 +121,4 @@ export class NormalStream {
     }
   }
 }
+

@@ -2,12 +2,13 @@
  * Where a model's weights live (src/engine/placement.ts): models of 1 GiB and more, or too big for the wasm
  * heap, keep their weights in JS memory when onnxruntime runs them; small ones stay in the heap. A model fed
  * in place computes what the TF.js engine and the initializer path compute, hooks and a merge included, and
- * frees every tensor on dispose.
+ * frees every tensor on dispose. The huge-page report says whether large allocations get 2 MiB pages.
  */
 import { before, test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { AttentionTools, HookedAutoConfig, HookedAutoModel, engineReport, initBackend, modelSize } from "../src";
+import { HUGE_PAGES_ENV, hugePagesState } from "../src/engine/huge-pages";
 import { IN_PLACE_MIN_BYTES, onCpuBackend, weightsOutsideWasm } from "../src/engine/placement";
 import { initParams } from "../src/model/init";
 import { tidyParams } from "../src/model/params";
@@ -85,4 +86,14 @@ test("a model fed in place matches the initializer path and the TF.js engine, wi
     [inPlace, onHeap, tfjs].forEach((m) => m.dispose());
   }
   assert.equal(tf.memory().numTensors, baseline, "every weight freed, wherever it lived");
+});
+
+test("huge pages: on with the tunable under madvise, or under always; off otherwise, saying how to turn them on", () => {
+  const on = { GLIBC_TUNABLES: HUGE_PAGES_ENV.GLIBC_TUNABLES };
+  assert.match(hugePagesState(on, "madvise", "linux"), /^on \(glibc\.malloc\.hugetlb=1, kernel policy madvise\)/);
+  assert.match(hugePagesState({ GLIBC_TUNABLES: `glibc.malloc.arena_max=2:${HUGE_PAGES_ENV.GLIBC_TUNABLES}` }, "madvise", "linux"), /^on/);
+  assert.match(hugePagesState({}, "madvise", "linux"), /^off .*start Node with GLIBC_TUNABLES=glibc\.malloc\.hugetlb=1/);
+  assert.match(hugePagesState({}, "always", "linux"), /^on \(kernel policy always\)/);
+  assert.match(hugePagesState(on, "never", "linux"), /^off \(kernel policy never\)/);
+  assert.equal(hugePagesState(on, "madvise", "darwin"), "not Linux");
 });

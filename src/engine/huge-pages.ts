@@ -11,15 +11,18 @@ import * as fs from "node:fs";
 
 export const HUGE_PAGES_ENV = { GLIBC_TUNABLES: "glibc.malloc.hugetlb=1" } as const;
 
-/** Whether this process allocates large blocks in huge pages, and why (for reports). */
-export function hugePagesState(env: NodeJS.ProcessEnv = process.env): string {
-  if (process.platform !== "linux") return "not Linux";
-  let policy = "unknown";
+/** The kernel's transparent-huge-page policy ("always", "madvise", "never"), or "unknown". */
+export function hugePagePolicy(): string {
   try {
-    policy = /\[(\w+)\]/.exec(fs.readFileSync("/sys/kernel/mm/transparent_hugepage/enabled", "utf8"))?.[1] ?? "unknown";
+    return /\[(\w+)\]/.exec(fs.readFileSync("/sys/kernel/mm/transparent_hugepage/enabled", "utf8"))?.[1] ?? "unknown";
   } catch {
-    // a kernel without transparent huge pages (or no /sys): the policy stays unknown
+    return "unknown"; // a kernel without transparent huge pages, or no /sys
   }
+}
+
+/** Whether this process allocates large blocks in huge pages, and why (for reports). */
+export function hugePagesState(env: NodeJS.ProcessEnv = process.env, policy = hugePagePolicy(), platform: string = process.platform): string {
+  if (platform !== "linux") return "not Linux";
   if (policy === "always") return "on (kernel policy always)";
   const tunable = (env.GLIBC_TUNABLES ?? "").split(":").includes(HUGE_PAGES_ENV.GLIBC_TUNABLES);
   if (policy === "madvise") return tunable ? `on (${HUGE_PAGES_ENV.GLIBC_TUNABLES}, kernel policy madvise)` : `off (kernel policy madvise; start Node with GLIBC_TUNABLES=${HUGE_PAGES_ENV.GLIBC_TUNABLES})`;

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import random
+import re
 import struct
 import time
 
@@ -56,13 +57,22 @@ p.add_argument("--final-samples", type=int, default=6)
 p.add_argument("--load", type=str, default="", help="HF GPT-2 folder: print its grid, do not train")
 p.add_argument("--init", type=str, default="", help="HF GPT-2 folder: start training from its weights (fresh optimizer)")
 p.add_argument("--wpe-copy", type=str, default="", help="TO:FROM: position rows TO.. := rows FROM.. of the loaded weights")
+p.add_argument("--wpe-extend", type=int, default=0, help="FROM: position rows FROM.. continued by the learned shift map")
+p.add_argument("--only", type=str, default="", help="STEPS:REGEX: for the first STEPS steps train only the parameters matching REGEX")
+p.add_argument("--wpe-reinit", type=int, default=0, help="FROM: position rows FROM.. restart from their initialisation (sinusoids)")
 p.add_argument("--save", type=str, default="", help="write the trained weights here (safetensors, HF names)")
+p.add_argument("--mix", type=str, default="", help="data mixture after skip-copy, e.g. end:0.4,grid:0.5,norep:0.1 "
+               "(end: filler then the segment repeated to the end; grid: filler, 2 copies or as many as fit, filler; "
+               "norep: no repeat). Empty: the original form (uniform copies, --norep)")
+p.add_argument("--skip-late", type=str, default="", help="FRACTION:P skip-copy sequences for the whole run after --skip")
+p.add_argument("--ckpt-every", type=int, default=0, help="with --save, also save every this many steps to SAVE-stepN")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(a.seed)
 rng = random.Random(a.seed)
 W0 = 2  # first word id (after <bos>, <unk>)
 sk = a.skip.split(":")
+MIX = [(f.split(":")[0], float(f.split(":")[1])) for f in a.mix.split(",")] if a.mix else []
 skip_until, skip_frac, skip_p = float(sk[0]), float(sk[1]), float(sk[2])
 
 P = {}
@@ -76,8 +86,9 @@ if a.load or a.init:
         if k == "__metadata__": continue
         s, e = v["data_offsets"]
         P[k] = torch.frombuffer(bytearray(raw[8 + hl + s:8 + hl + e]), dtype=torch.float32).reshape(v["shape"]).clone()
-    cfg = json.load(open(os.path.join(a.load, "config.json")))
-    V, D, H, L, M, T = cfg["vocab_size"], cfg["n_embd"], cfg["n_head"], cfg["n_layer"], cfg["n_inner"], cfg["n_positions"]
+    cfg_file = os.path.join(a.load, "config.json")  # scripts/train/stage1 keeps the weights only: the defaults' shape
+    cfg = json.load(open(cfg_file)) if os.path.exists(cfg_file) else {}
+    V, D, H, L, M, T = (cfg.get(k, d) for k, d in [("vocab_size", a.vocab), ("n_embd", a.d), ("n_head", a.heads), ("n_layer", a.layers), ("n_inner", a.mlp), ("n_positions", a.ctx)])
 else:
     load_only = False
     V, D, H, L, M, T = a.vocab, a.d, a.heads, a.layers, a.mlp, a.ctx
@@ -93,6 +104,31 @@ def seq_train(step):
         while len(out) < room + 1:
             out.append(out[-2] if len(out) >= 3 and rng.random() < skip_p else rng.randint(W0, V - 1))
         return out
+    if a.skip_late and step >= skip_until:
+        fr, pp = map(float, a.skip_late.split(":"))
+        if rng.random() < fr:
+            out = [0]
+            while len(out) < room + 1:
+                out.append(out[-2] if len(out) >= 3 and rng.random() < pp else rng.randint(W0, V - 1))
+            return out
+    if MIX:
+        r, acc, form = rng.random(), 0.0, "norep"
+        for f_, w_ in MIX:
+            acc += w_
+            if r < acc: form = f_; break
+        if form == "norep":
+            return [0] + fill(room)
+        n = rng.randint(a.minseg, min(a.maxseg, room // 2))
+        if form == "end":
+            off = rng.randint(0, room - 2 * n)
+            seg = rng.sample(range(W0, V), n)
+            return ([0] + fill(off) + seg * (room // n + 1))[:room + 1]
+        most = room // n
+        k = 2 if most < 3 or rng.random() < 0.5 else rng.randint(3, most)
+        off = rng.randint(0, room - k * n)
+        words = rng.sample(range(W0, V), room - k * n + n)
+        seg, fl = words[:n], words[n:]
+        return [0] + fl[:off] + seg * k + fl[off:]
     if rng.random() < a.norep:
         return [0] + fill(room)
     n = rng.randint(a.minseg, min(a.maxseg, room // 2))
@@ -124,6 +160,20 @@ if not a.load:
         P[f"{h}.mlp.c_fc.weight"], P[f"{h}.mlp.c_fc.bias"] = torch.randn(D, M) * 0.02, torch.zeros(M)
         P[f"{h}.mlp.c_proj.weight"], P[f"{h}.mlp.c_proj.bias"] = torch.randn(M, D) * 0.02 / math.sqrt(2 * L), torch.zeros(D)
     P["transformer.ln_f.weight"], P["transformer.ln_f.bias"] = torch.ones(D), torch.zeros(D)
+if a.wpe_reinit:
+    P["transformer.wpe.weight"][a.wpe_reinit:] = sinus(T, D, 0.02)[a.wpe_reinit:]
+if a.wpe_extend:
+    # rows FROM.. := continued by the shift map R (least squares, wpe[p+1] ≈ wpe[p] @ R over rows 1..FROM-1; row 0
+    # is <bos>'s): sinusoids obey such a map exactly (a rotation per frequency), learned rows approximately.
+    fr = a.wpe_extend
+    W = P["transformer.wpe.weight"]
+    X, Y = W[1:fr - 1], W[2:fr]
+    # One 2x2 map per sinusoid pair (columns 2i, 2i+1, as initialised): 4 unknowns per pair fitted on ~40 rows.
+    R = torch.zeros(D, D)
+    for i in range(0, D, 2):
+        R[i:i + 2, i:i + 2] = torch.linalg.lstsq(X[:, i:i + 2], Y[:, i:i + 2]).solution
+    print(f"wpe shift map fitted on rows 1..{fr-1}: relative residual {float((X @ R - Y).norm() / Y.norm()):.3f}", flush=True)
+    for q in range(fr, T): W[q] = W[q - 1] @ R
 if a.wpe_copy:
     to, fr = map(int, a.wpe_copy.split(":"))
     P["transformer.wpe.weight"][to:] = P["transformer.wpe.weight"][fr:fr + T - to].clone()
@@ -265,6 +315,19 @@ opt = torch.optim.AdamW([{"params": [P[k] for k in decay], "weight_decay": a.wd}
                         lr=a.lr, betas=(0.9, a.beta2), eps=1e-8)
 # NB torch AdamW decay is lr*wd*param, same as the TS script (update += wd*param, times lr).
 
+def save(dirname):
+    os.makedirs(dirname, exist_ok=True)
+    hdr, blobs, off = {}, [], 0
+    for k in sorted(P):
+        b = P[k].detach().float().contiguous().numpy().tobytes()
+        hdr[k] = {"dtype": "F32", "shape": list(P[k].shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b); off += len(b)
+    h = json.dumps(hdr).encode()
+    with open(os.path.join(dirname, "model.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", len(h))); f.write(h); f.write(b"".join(blobs))
+    json.dump({"vocab_size": V, "n_embd": D, "n_head": H, "n_layer": L, "n_inner": M, "n_positions": T}, open(os.path.join(dirname, "config.json"), "w"))
+
+
 t0 = time.time()
 run = 0.0
 print(vars(a), flush=True)
@@ -275,21 +338,15 @@ for step in range(a.steps):
     logits = fwd(batch[:, :-1])
     loss = F.cross_entropy(logits.reshape(-1, V), batch[:, 1:].reshape(-1))
     opt.zero_grad(); loss.backward()
+    if a.only and step < int(a.only.split(":")[0]):
+        for k in P:
+            if not re.search(a.only.split(":", 1)[1], k): P[k].grad = None
     torch.nn.utils.clip_grad_norm_(list(P.values()), 1.0)
     opt.step()
     run = 0.98 * run + 0.02 * loss.item() if step else loss.item()
+    if a.save and a.ckpt_every and (step + 1) % a.ckpt_every == 0: save(f"{a.save}-step{step+1}")
     if (step + 1) % a.eval == 0 and step + 1 < a.steps:
         print(f"step {step+1:5d} loss {run:.3f} {time.time()-t0:5.0f}s  {fmt(grid_eval(a.samples, min_tokens=4))}", flush=True)
 print(f"step {a.steps:5d} loss {run:.3f} {time.time()-t0:5.0f}s", flush=True)
 print(fmt(grid_eval(a.final_samples, verbose=True)), flush=True)
-if a.save:
-    os.makedirs(a.save, exist_ok=True)
-    hdr, blobs, off = {}, [], 0
-    for k in sorted(P):
-        b = P[k].detach().float().contiguous().numpy().tobytes()
-        hdr[k] = {"dtype": "F32", "shape": list(P[k].shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b); off += len(b)
-    h = json.dumps(hdr).encode()
-    with open(os.path.join(a.save, "model.safetensors"), "wb") as f:
-        f.write(struct.pack("<Q", len(h))); f.write(h); f.write(b"".join(blobs))
-    json.dump({"vocab_size": V, "n_embd": D, "n_head": H, "n_layer": L, "n_inner": M, "n_positions": T}, open(os.path.join(a.save, "config.json"), "w"))
+if a.save: save(a.save)

@@ -118,6 +118,17 @@ export interface SyntheticOptions {
   repeatToEnd?: boolean;
   /** Make this fraction of the sequences skip-copy sequences with repeat probability p. */
   skipCopy?: { fraction: number; p: number };
+  /**
+   * A mixture of forms instead of the ones above (weights summing to 1), the segment length n uniform in
+   * [minSegment, maxSegment] for both repeating forms:
+   *   - `toEnd`:  `<bos> f… A A A…` (filler drawn with replacement, length uniform in [0, room − 2n]; A repeated to
+   *               the end, the last copy possibly cut short);
+   *   - `copies`: `<bos> f… A A … A g…` with every word distinct (as in the generalisation grid): k = 2 copies
+   *               or, half the time when 3 or more fit, k uniform in [3, what fits]; the filler before uniform
+   *               in [0, room − kn], the rest after;
+   *   - `none`:   random words, nothing to copy.
+   */
+  mix?: { toEnd: number; copies: number; none: number };
   /** Vocabulary size to draw words from (ids FIRST_WORD_ID..vocabSize-1). Defaults to the full vocabulary. */
   vocabSize?: number;
 }
@@ -140,6 +151,7 @@ export function trainingSequence(rng: Rng, o: SyntheticOptions): number[] {
   const vocabSize = checkOptions(o);
   const room = o.length - 1; // tokens after <bos>
   const filler = (k: number) => Array.from({ length: k }, () => rng.int(FIRST_WORD_ID, vocabSize - 1));
+  if (o.mix) return mixtureSequence(rng, o, vocabSize, filler);
   if (o.repeatToEnd) {
     const n = rng.int(o.minSegment, Math.min(o.maxSegment, Math.floor(room / 2)));
     const segment = rng.distinct(n, FIRST_WORD_ID, vocabSize - 1);
@@ -154,6 +166,27 @@ export function trainingSequence(rng: Rng, o: SyntheticOptions): number[] {
   const segment = rng.distinct(n, FIRST_WORD_ID, vocabSize - 1);
   const copies = Array.from({ length: k }, () => segment).flat();
   return [BOS_ID, ...filler(before), ...copies, ...filler(room - before - k * n)];
+}
+
+/** One sequence of `o.mix` (see `SyntheticOptions.mix`); the draws mirror recipe_search.py's `--mix`. */
+function mixtureSequence(rng: Rng, o: SyntheticOptions, vocabSize: number, filler: (k: number) => number[]): number[] {
+  const { toEnd, copies } = o.mix!;
+  const room = o.length - 1;
+  const r = rng.next();
+  if (r >= toEnd + copies) return [BOS_ID, ...filler(room)];
+  const n = rng.int(o.minSegment, Math.min(o.maxSegment, Math.floor(room / 2)));
+  if (r < toEnd) {
+    const out = [BOS_ID, ...filler(rng.int(0, room - 2 * n))];
+    const segment = rng.distinct(n, FIRST_WORD_ID, vocabSize - 1);
+    for (let i = 0; out.length < o.length; i++) out.push(segment[i % n]);
+    return out;
+  }
+  const most = Math.floor(room / n);
+  const k = most < 3 || rng.next() < 0.5 ? 2 : rng.int(3, most);
+  const before = rng.int(0, room - k * n);
+  const words = rng.distinct(room - k * n + n, FIRST_WORD_ID, vocabSize - 1);
+  const [segment, fill] = [words.slice(0, n), words.slice(n)];
+  return [BOS_ID, ...fill.slice(0, before), ...Array.from({ length: k }, () => segment).flat(), ...fill.slice(before)];
 }
 
 /**

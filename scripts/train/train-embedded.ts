@@ -25,7 +25,7 @@ import { HookedAutoModel } from "../../src/model/hooked-model";
 import { gridProblems, GridReport, gridTable, inductionGrid } from "./grid";
 import { gpt2ConfigJson, tokenizerConfigJson, tokenizerJson } from "./hf-files";
 import { FIRST_WORD_ID, repeatedSequences, Rng, SyntheticOptions, trainingBatch, VOCAB } from "./synthetic";
-import { causalMask, crossEntropy, forward, HostTensor, initParameters, parameterCount, parameterShapes, TinyGpt2Shape } from "./tiny-gpt2";
+import { causalMask, crossEntropy, forward, HostTensor, initParameters, parameterCount, parameterShapes, sinusoid, TinyGpt2Shape } from "./tiny-gpt2";
 
 export interface TrainOptions {
   steps: number;
@@ -75,6 +75,12 @@ export interface TrainOptions {
    */
   positionsFrom: [number, number] | null;
   /**
+   * With `init`: position embeddings from this row on restart from their initialisation (the sinusoids of
+   * `sinusoidalPositions`), so that the heads' attention there is no longer saturated on what the loaded rows
+   * learned and training can shape them afresh. null: keep them.
+   */
+  positionsRestart: number | null;
+  /**
    * `[steps, fraction, p]`: during the first `steps` steps, `fraction` of the sequences are skip-copy
    * sequences (`synthetic.ts`) with repeat probability `p`. Trials: layer-0 previous-token heads (score ≈ 0.9)
    * within ~250 steps, where without them none formed in 1,500; they fade within ~250 steps once the
@@ -85,6 +91,10 @@ export interface TrainOptions {
    * (the default) they start the circuit and then get out of its way.
    */
   skipCopy: [number, number, number];
+  /** `[fraction, p]`: skip-copy sequences for the rest of the run after `skipCopy`'s steps (null: none). */
+  skipCopyLate: [number, number] | null;
+  /** A mixture of data forms (see `SyntheticOptions.mix`); null: the forms chosen by `repeatToEnd`/`noRepeat`. */
+  mix: { toEnd: number; copies: number; none: number } | null;
   /**
    * Keep the (tied) token embeddings at their random initialisation, as Bietti et al. 2023 ("Birth of a
    * Transformer: a memory viewpoint") do, so the circuit's match (QK) and copy (OV) maps are associative
@@ -180,11 +190,14 @@ export const DEFAULTS: TrainOptions = {
   freezeWte: false,
   wteStd: 0.1,
   skipCopy: [500, 0.3, 0.5],
+  skipCopyLate: null,
+  mix: null,
   maxCopies: 32,
   noRepeat: 0,
   repeatToEnd: true,
   init: null,
   positionsFrom: null,
+  positionsRestart: null,
   backend: "wasm",
   logEvery: 25,
   evalEvery: 250,
@@ -297,6 +310,13 @@ async function startingWeights(o: TrainOptions, s: TinyGpt2Shape, log: Log): Pro
     if (!(Number.isInteger(to) && Number.isInteger(from) && from >= 0 && from < to && to < s.nCtx)) fail(`--positions-from ${to}:${from}: need 0 <= from < to < ${s.nCtx}`);
     wpe.copyWithin(to * D, from * D, (from + s.nCtx - to) * D); // rows to.. := rows from..
   }
+  if (o.positionsRestart !== null) {
+    const from = o.positionsRestart, D = s.dModel, wpe = out["transformer.wpe.weight"].data;
+    if (!(Number.isInteger(from) && from > 0 && from < s.nCtx)) fail(`--positions-restart ${show(from)}: need an integer in [1, ${s.nCtx - 1}]`);
+    const fresh = new Float32Array(s.nCtx * D);
+    sinusoid(fresh, s.nCtx, D, 0.02);
+    wpe.set(fresh.subarray(from * D), from * D); // rows from.. := their initial sinusoids
+  }
   return out;
 }
 
@@ -321,7 +341,8 @@ export async function trainEmbedded(options: Partial<TrainOptions> = {}, log: Lo
   const wordsAt = (step: number) => scheduled(o.vocabCurriculum, step, V - FIRST_WORD_ID);
   const dataFor = (T: number, step: number): SyntheticOptions => ({
     length: T + 1, maxCopies: o.maxCopies, noRepeat: o.noRepeat, repeatToEnd: o.repeatToEnd,
-    skipCopy: step < o.skipCopy[0] ? { fraction: o.skipCopy[1], p: o.skipCopy[2] } : undefined,
+    skipCopy: step < o.skipCopy[0] ? { fraction: o.skipCopy[1], p: o.skipCopy[2] } : o.skipCopyLate ? { fraction: o.skipCopyLate[0], p: o.skipCopyLate[1] } : undefined,
+    mix: o.mix ?? undefined,
     vocabSize: wordsAt(step) + FIRST_WORD_ID, minSegment: Math.min(o.minSegment, Math.floor(T / 2)), maxSegment: o.maxSegment,
   });
   const parameters = parameterCount(s);
@@ -624,6 +645,7 @@ function parseArgs(argv: string[]): Partial<TrainOptions> {
       case "--attn-std": out.attnStd = num(a, argv[++i]); break;
       case "--max-copies": out.maxCopies = num(a, argv[++i]); break;
       case "--no-repeat": out.noRepeat = num(a, argv[++i]); break;
+      case "--positions-restart": { const v = argv[++i] ?? ""; out.positionsRestart = v === "none" ? null : num(a, v); break; }
       case "--positions-from": { const v = argv[++i] ?? ""; out.positionsFrom = v === "none" ? null : (v.split(":").map((x) => num(a, x)) as [number, number]); break; }
       case "--stage1": Object.assign(out, STAGE1); break; // stage 1's recipe from scratch (then --out, --steps … apply)
       case "--stage2": Object.assign(out, STAGE2); break; // stage 2 from stage 1's weights (put it first)
@@ -634,6 +656,13 @@ function parseArgs(argv: string[]): Partial<TrainOptions> {
       case "--heads": out.nHead = num(a, argv[++i]); break;
       case "--min-seg": out.minSegment = num(a, argv[++i]); break;
       case "--max-seg": out.maxSegment = num(a, argv[++i]); break;
+      case "--skip-copy-late": { const v = argv[++i] ?? ""; out.skipCopyLate = v === "none" ? null : (v.split(":").map((x) => num(a, x)) as [number, number]); break; }
+      case "--mix": { // e.g. "0.3:0.6:0.1" = toEnd:copies:none; "none" for the plain forms
+        const v = argv[++i] ?? "";
+        if (v === "none") out.mix = null;
+        else { const [toEnd, copies, none] = v.split(":").map((x) => num(a, x)); out.mix = { toEnd, copies, none }; }
+        break;
+      }
       case "--skip-copy": out.skipCopy = (argv[++i] ?? "").split(":").map((x) => num(a, x)) as [number, number, number]; break;
       case "--min-lr-ratio": out.minLrRatio = num(a, argv[++i]); break;
       case "--warmup": out.warmup = num(a, argv[++i]); break;

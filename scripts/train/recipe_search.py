@@ -60,6 +60,8 @@ p.add_argument("--wpe-copy", type=str, default="", help="TO:FROM: position rows 
 p.add_argument("--wpe-extend", type=int, default=0, help="FROM: position rows FROM.. continued by the learned shift map")
 p.add_argument("--only", type=str, default="", help="STEPS:REGEX: for the first STEPS steps train only the parameters matching REGEX")
 p.add_argument("--wpe-reinit", type=int, default=0, help="FROM: position rows FROM.. restart from their initialisation (sinusoids)")
+p.add_argument("--wpe-repair", type=str, default="", help="FROM:STEPS: before training, fit position rows FROM.. (only them) "
+               "so that layer 0's previous-token head attends to the previous position there too")
 p.add_argument("--save", type=str, default="", help="write the trained weights here (safetensors, HF names)")
 p.add_argument("--mix", type=str, default="", help="data mixture after skip-copy, e.g. end:0.4,grid:0.5,norep:0.1 "
                "(end: filler then the segment repeated to the end; grid: filler, 2 copies or as many as fit, filler; "
@@ -118,6 +120,13 @@ def seq_train(step):
             if r < acc: form = f_; break
         if form == "norep":
             return [0] + fill(room)
+        if form == "late":
+            # two copies of a short segment whose first copy reaches the late positions, filler around
+            n = rng.randint(a.minseg, min(8, room // 2))
+            off = rng.randint(max(0, room - 20 - n), room - 2 * n)
+            words = rng.sample(range(W0, V), room - n)
+            seg, fl = words[:n], words[n:]
+            return [0] + fl[:off] + seg * 2 + fl[off:]
         n = rng.randint(a.minseg, min(a.maxseg, room // 2))
         if form == "end":
             off = rng.randint(0, room - 2 * n)
@@ -309,6 +318,35 @@ if load_only:
     print(fmt(grid_eval(a.final_samples, verbose=True)))
     raise SystemExit(0)
 
+def repair_positions(fr, steps):
+    """Rows fr.. of wpe, alone, fitted to maximise layer 0's previous-token head's attention to the previous
+    position from queries fr.. on random sequences (the head = the best previous-token head on positions < fr)."""
+    W = P["transformer.wpe.weight"]
+    with torch.no_grad():
+        ids = torch.tensor([[0] + rng.sample(range(W0, V), T - 1) for _ in range(64)])
+        pats = []
+        fwd(ids, pats=pats)
+        early = pats[0].diagonal(offset=-1, dim1=-2, dim2=-1)[:, :, :fr - 1].mean((0, 2))  # [H]: queries 1..fr-1
+        head = int(early.argmax())
+    rows = W[fr:].detach().clone().requires_grad_(True)
+    o = torch.optim.Adam([rows], lr=1e-2)
+    h0 = "transformer.h.0"
+    for it in range(steps):
+        ids = torch.tensor([[0] + rng.sample(range(W0, V), T - 1) for _ in range(32)])
+        x = P["transformer.wte.weight"][ids].detach() + torch.cat([W[:fr].detach(), rows])
+        a_ = F.layer_norm(x, (D,), P[f"{h0}.ln_1.weight"].detach(), P[f"{h0}.ln_1.bias"].detach(), 1e-5)
+        qkv = a_ @ P[f"{h0}.attn.c_attn.weight"].detach() + P[f"{h0}.attn.c_attn.bias"].detach()
+        q, k, _ = [u.view(32, T, H, dh).transpose(1, 2)[:, head] for u in qkv.split(D, -1)]
+        lp = (q @ k.transpose(-1, -2) / math.sqrt(dh) + mask).log_softmax(-1)  # [B, q, k]
+        loss = -lp.diagonal(offset=-1, dim1=-2, dim2=-1)[:, fr - 1:].mean()
+        o.zero_grad(); loss.backward(); o.step()
+    with torch.no_grad():
+        W[fr:] = rows.detach()
+    print(f"positions {fr}..{T-1} refitted for L0H{head} ({steps} steps): mean log attention to the previous position {-float(loss):.3f}", flush=True)
+
+
+if a.wpe_repair:
+    repair_positions(*map(int, a.wpe_repair.split(":")))
 decay = [k for k in P if k.endswith(("c_attn.weight", "c_proj.weight", "c_fc.weight"))]
 nodecay = [k for k in P if k not in decay]
 opt = torch.optim.AdamW([{"params": [P[k] for k in decay], "weight_decay": a.wd}, {"params": [P[k] for k in nodecay], "weight_decay": 0}],

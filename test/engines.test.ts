@@ -179,13 +179,16 @@ test("the batched sweep (several heads per forward, clean prefix reused) equals 
   const reference = await HookedAutoModel.fromPretrained(hfFixture("llama"), { engine: "tfjs" });
   try {
     const tools = new AttentionTools(model);
-    const rows = [INPUT_IDS[0].slice(0, 10), INPUT_IDS[1].slice(0, 10)];
-    assert.ok(model.ablationBatches(rows), "the onnxruntime engine offers batched ablations");
+    const short = [INPUT_IDS[0].slice(0, 10), INPUT_IDS[1].slice(0, 10)];
+    assert.ok(model.ablationBatches(short), "the onnxruntime engine offers batched ablations");
     const before = tf.memory().numTensors;
     // A metric of the logits takes the path that hands each head's logits to TF.js.
     const lastLogit = (logits: tf.Tensor3D) => tf.tidy(() => tf.sum(tf.slice(logits, [0, logits.shape[1] - 1, 0], [-1, 1, -1])).dataSync()[0]);
     let worst = 0;
-    for (const mode of ["zero", "mean"] as const) {
+    // 3 rows of 32 tokens: 96 rows per head, so the engine runs the heads in groups (at most 192 rows per run)
+    const both = [...INPUT_IDS[0], ...INPUT_IDS[1]];
+    const long = [both, [...both].reverse(), [...INPUT_IDS[1], ...INPUT_IDS[0]]];
+    for (const [mode, rows] of [["zero", short], ["mean", short], ["zero", long]] as const) {
       const sweep = tools.headAblationSweep(rows, { mode });
       const custom = tools.headAblationSweep(rows, { mode, metric: lastLogit });
       const onTfjs = new AttentionTools(reference).headAblationSweep(rows, { mode });
@@ -217,7 +220,7 @@ test("the batched sweep (several heads per forward, clean prefix reused) equals 
     console.log(`batched in-engine loss vs single ablations and the TF.js engine: max |Δ| ${worst.toExponential(1)}`);
     assert.equal(tf.memory().numTensors, before);
     const hook = model.addHook("hook_embed", () => undefined);
-    assert.equal(model.ablationBatches(rows), null, "with a hook attached the batched path (which applies no hooks) is not offered");
+    assert.equal(model.ablationBatches(short), null, "with a hook attached the batched path (which applies no hooks) is not offered");
     hook.remove();
   } finally {
     model.dispose();

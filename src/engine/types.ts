@@ -48,7 +48,7 @@ export interface AblatedHead {
 
 /**
  * Head ablations in batches over one clean pass (sweeps): the residual stream entering every block is kept, and
- * each call runs the blocks from `layer` on with one batch row group per ablated head.
+ * each call runs the blocks from `layer` on with one batch row group per ablated head (a few heads per run).
  */
 export interface AblationBatches {
   /** Ablates each listed head of `layer` alone; `each(i, logits)` gets head i's logits `[batch, pos, vocab]`, owned by the batches and valid only during the call. */

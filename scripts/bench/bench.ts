@@ -470,6 +470,18 @@ async function main(): Promise<void> {
       console.log(`  at 128 tokens, onnxruntime engine / PyTorch 1 thread: forward ${(ort128.s.median / torch1.s.median).toFixed(2)} (goal <= 0.75), runWithCache with every hook ${(ortCache128.s.median / torch1.s.median).toFixed(2)} (goal <= 1.0)`);
     }
     if (cpuRows.length) console.log(["CPU time (median; robust to other load on the machine, the fairest comparison of 1-thread engines):", ...cpuRows].join("\n"));
+    // One line per length with the three engines the goals compare (our onnxruntime engine, plain onnxruntime, PyTorch on 1 thread).
+    const summary = opts.tokens.map((T) => {
+      const med = (name: (r: Row) => boolean) => rows.find((r) => r.T === T && name(r))?.s.median;
+      const mine = med((r) => r.engine === `${ortLabel} forward`);
+      const cache = med((r) => r.engine === `${ortLabel} runWithCache (all hooks)`);
+      const plain = med((r) => r.engine.startsWith("onnxruntime-node forward"));
+      const torch = med((r) => r.engine.startsWith("PyTorch forward (1 thread)"));
+      const ms = (v: number | undefined) => (v === undefined ? "–" : `${v.toFixed(0)} ms`);
+      const ratio = (v: number | undefined) => (v === undefined || torch === undefined ? "" : ` (${(v / torch).toFixed(2)}× PyTorch)`);
+      return `  ${String(T).padStart(4)} tokens: our onnxruntime engine forward ${ms(mine)}${ratio(mine)}, runWithCache (all hooks) ${ms(cache)}${ratio(cache)}; plain onnxruntime-node ${ms(plain)}${ratio(plain)}; PyTorch 1 thread ${ms(torch)}`;
+    });
+    console.log(["wall medians per length:", ...summary].join("\n"));
     console.log(`  ours/peer = our forward median / the peer's median at the same length (< 1: we are faster); for runWithCache rows, runWithCache / our forward`);
     console.log(`  GFLOP/s counts the matmuls of the computation (${(forwardFlops(128, model) / 1e9).toFixed(1)} GFLOP at 128 tokens), the same for every engine`);
 

@@ -185,10 +185,15 @@ test("the batched sweep (several heads per forward, clean prefix reused) equals 
     // A metric of the logits takes the path that hands each head's logits to TF.js.
     const lastLogit = (logits: tf.Tensor3D) => tf.tidy(() => tf.sum(tf.slice(logits, [0, logits.shape[1] - 1, 0], [-1, 1, -1])).dataSync()[0]);
     let worst = 0;
-    // 3 rows of 32 tokens: 96 rows per head, so the engine runs the heads in groups (at most 192 rows per run)
+    // 3 rows of 32 tokens: 93 predicting rows per head, so the unembedding runs a few heads at a time (at most
+    // 192 rows per run); 4 rows of 64 tokens: 1,024 rows for a layer's 4 heads, so the blocks run them in two
+    // groups (at most 768 rows per run); one sequence takes the path where the ablated block's attention runs
+    // once, unbatched.
     const both = [...INPUT_IDS[0], ...INPUT_IDS[1]];
     const long = [both, [...both].reverse(), [...INPUT_IDS[1], ...INPUT_IDS[0]]];
-    for (const [mode, rows] of [["zero", short], ["mean", short], ["zero", long]] as const) {
+    const wide = long.concat([[...INPUT_IDS[1], ...INPUT_IDS[1]]]).map((r) => [...r, ...r.slice().reverse()]);
+    const one = [both];
+    for (const [mode, rows] of [["zero", short], ["mean", short], ["zero", long], ["zero", wide], ["zero", one], ["mean", one]] as const) {
       const sweep = tools.headAblationSweep(rows, { mode });
       const custom = tools.headAblationSweep(rows, { mode, metric: lastLogit });
       const onTfjs = new AttentionTools(reference).headAblationSweep(rows, { mode });

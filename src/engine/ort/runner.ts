@@ -86,18 +86,32 @@ class Stage {
 }
 
 /**
- * Rows (batch rows × positions) one batched ablation run takes at most. Each session's memory arena grows to
- * the largest batch it has run, and touching fresh memory is costly (page faults): GPT-2 small's first sweep at
- * 64 tokens cost 17.6 s of CPU with 768 rows per run, 10.8 s with 192, while later sweeps cost ~10 s either way
- * (the products are as efficient at 192 rows as at 768).
+ * Rows (batch rows × positions) one batched run of the blocks takes at most: all 12 heads of a GPT-2-small
+ * layer at 64 tokens (768 rows) go in one run. Bigger products run closer to the GEMM's peak and each layer's
+ * run is one session call per block instead of four; with glibc's huge pages (as the kernel and bench run) the
+ * larger arena costs little to grow. Measured with GPT-2 small, 64 tokens, 1 thread: ~9.1–9.5 s of CPU per sweep
+ * at 768 rows against ~11.3 s at 192.
  */
-const ROWS_PER_RUN = 192;
+const BLOCK_ROWS_PER_RUN = 768;
+/**
+ * Rows one run of the unembedding takes at most. Its product is as fast per row from 128 rows on as at 768
+ * (the 50,257-column weight is streamed once per run either way; ~28–29 ms per 63-position head measured at
+ * 128–768 rows), while its logits and their log-softmax, [rows, vocab] each, stay ~40 MB instead of ~150 MB.
+ */
+const UNEMBED_ROWS_PER_RUN = 192;
 
-/** Heads split into near-equal groups of at most ROWS_PER_RUN rows each (`rows` per head). */
-function groupsOf<X>(heads: X[], rows: number): X[][] {
-  const runs = Math.ceil((heads.length * rows) / ROWS_PER_RUN);
-  const per = Math.max(1, Math.ceil(heads.length / runs));
-  return Array.from({ length: Math.ceil(heads.length / per) }, (_, i) => heads.slice(i * per, (i + 1) * per));
+/** Items split into near-equal groups of at most `cap` rows each (`rows` per item; at least one item each). */
+function groupsOf<X>(items: X[], rows: number, cap: number): X[][] {
+  const runs = Math.ceil((items.length * rows) / cap);
+  const per = Math.max(1, Math.ceil(items.length / runs));
+  return Array.from({ length: Math.ceil(items.length / per) }, (_, i) => items.slice(i * per, (i + 1) * per));
+}
+
+/** `n` copies of `x` one after the other. */
+function tile(x: Float32Array, n: number): Float32Array {
+  const out = new Float32Array(n * x.length);
+  for (let i = 0; i < n; i++) out.set(x, i * x.length);
+  return out;
 }
 
 /** The unembedding's `targets` when no loss is wanted: none per row, so its loss branch does no work. */
@@ -171,9 +185,10 @@ export class OrtRunner implements Runner {
     /** The final residual of each head's ablation of `layer`, heads stacked along the batch: [n·B, T, D]. */
     const ablatedResid = (layer: number, heads: AblatedHead[]): OrtTensor => {
       const n = heads.length;
-      const x0 = residIn[layer].data as Float32Array; // [B, T, D]
-      const tiled = new Float32Array(n * x0.length);
-      for (let i = 0; i < n; i++) tiled.set(x0, i * x0.length);
+      // With one sequence the clean residual goes in once, [1, T, D]: the block's norm, projections and
+      // attention run on that one row and broadcast against the n rows of z_keep / z_fill where z is edited, so
+      // only the output projection and the MLP run per head. With B sequences it is tiled to [n·B, T, D].
+      const resid = B === 1 ? residIn[layer] : f32(tile(residIn[layer].data as Float32Array, n), [n * B, T, D]);
       const keep = new Float32Array(n * B * H).fill(1); // [n·B, 1, H, 1]
       const fill = new Float32Array(n * B * H * dh); // [n·B, 1, H, dh]
       heads.forEach(({ head, fill: f }, i) => {
@@ -183,40 +198,58 @@ export class OrtRunner implements Runner {
           if (f) fill.set(f, (row * H + head) * dh);
         }
       });
-      const f = { ...blockFeeds(layer, f32(tiled, [n * B, T, D])), z_keep: f32(keep, [n * B, 1, H, 1]), z_fill: f32(fill, [n * B, 1, H, dh]) };
+      const f = { ...blockFeeds(layer, resid), z_keep: f32(keep, [n * B, 1, H, 1]), z_fill: f32(fill, [n * B, 1, H, dh]) };
       let x = this.runStage(this.stages[layer + 1], f, none);
       for (let l = layer + 1; l < L; l++) x = this.runStage(this.stages[l + 1], blockFeeds(l, x), none);
       return x;
     };
-    /** Next-token losses of `groups` stacked rows [groups·B, T, D] → per group [B][T − 1]. */
+    /**
+     * Next-token losses of `groups` stacked rows [groups·B, T, D] → per group [B][T − 1]. Only the first T − 1
+     * positions predict a token, so only they are unembedded, a few groups per run.
+     */
     const losses = (x: OrtTensor, groups: number): number[][][] => {
       if (T < 2) throw new Error(`next-token losses need at least 2 tokens per row, got ${T}`);
       const P = T - 1;
-      const targets = new BigInt64Array(groups * B * P); // [groups·B, T − 1, 1]
-      for (let i = 0; i < groups; i++) rows.forEach((r, b) => r.slice(1).forEach((id, t) => (targets[(i * B + b) * P + t] = BigInt(id))));
+      const all = x.data as Float32Array; // [groups·B, T, D]
       const { session } = unembed.compiled([], false).parts[0];
-      const out = session.run({ resid_in: x, targets: i64(targets, [groups * B, P, 1]), ...unembed.weightFeeds }, [LOSS_OUT])[LOSS_OUT].data as Float32Array; // [groups·B, T − 1]
-      return Array.from({ length: groups }, (_, i) => Array.from({ length: B }, (_, b) => Array.from(out.subarray((i * B + b) * P, (i * B + b + 1) * P))));
+      const out: number[][][] = [];
+      for (const chunk of groupsOf(Array.from({ length: groups }, (_, i) => i), B * P, UNEMBED_ROWS_PER_RUN)) {
+        const R = chunk.length * B;
+        const first = chunk[0] * B;
+        const resid = new Float32Array(R * P * D); // [R, T − 1, D]
+        for (let r = 0; r < R; r++) resid.set(all.subarray((first + r) * T * D, ((first + r) * T + P) * D), r * P * D);
+        const targets = new BigInt64Array(R * P); // [R, T − 1, 1]
+        for (let r = 0; r < R; r++) rows[r % B].slice(1).forEach((id, t) => (targets[r * P + t] = BigInt(id)));
+        const feeds = { resid_in: f32(resid, [R, P, D]), targets: i64(targets, [R, P, 1]), ...unembed.weightFeeds };
+        const loss = session.run(feeds, [LOSS_OUT])[LOSS_OUT].data as Float32Array; // [R, T − 1]
+        for (let i = 0; i < chunk.length; i++) out.push(Array.from({ length: B }, (_, b) => Array.from(loss.subarray((i * B + b) * P, (i * B + b + 1) * P))));
+      }
+      return out;
     };
     return {
       runLayer: (layer, heads, each) => {
         let done = 0;
-        for (const group of groupsOf(heads, B * T)) {
-          const x = ablatedResid(layer, group);
-          const logits = this.runStage(unembed, { resid_in: x, targets: noTargets(group.length * B) }, none).data as Float32Array; // [n·B, T, V]
-          const per = B * T * V;
-          for (let i = 0; i < group.length; i++) {
-            const t = tf.tensor3d(logits.subarray(i * per, (i + 1) * per), [B, T, V]);
-            try {
-              each(done + i, t);
-            } finally {
-              t.dispose();
+        for (const group of groupsOf(heads, B * T, BLOCK_ROWS_PER_RUN)) {
+          const x = ablatedResid(layer, group).data as Float32Array; // [n·B, T, D]
+          // The logits leave onnxruntime a few heads at a time: [n·B, T, V] at once would be ~150 MB per run.
+          for (const chunk of groupsOf(Array.from({ length: group.length }, (_, i) => i), B * T, UNEMBED_ROWS_PER_RUN)) {
+            const R = chunk.length * B;
+            const resid = f32(x.subarray(chunk[0] * B * T * D, (chunk[0] * B + R) * T * D), [R, T, D]);
+            const logits = this.runStage(unembed, { resid_in: resid, targets: noTargets(R) }, none).data as Float32Array; // [R, T, V]
+            const per = B * T * V;
+            for (let i = 0; i < chunk.length; i++) {
+              const t = tf.tensor3d(logits.subarray(i * per, (i + 1) * per), [B, T, V]);
+              try {
+                each(done + chunk[i], t);
+              } finally {
+                t.dispose();
+              }
             }
           }
           done += group.length;
         }
       },
-      lossLayer: (layer, heads) => groupsOf(heads, B * T).flatMap((g) => losses(ablatedResid(layer, g), g.length)),
+      lossLayer: (layer, heads) => groupsOf(heads, B * T, BLOCK_ROWS_PER_RUN).flatMap((g) => losses(ablatedResid(layer, g), g.length)),
       cleanLoss: () => losses(residIn[L], 1)[0],
     };
   }

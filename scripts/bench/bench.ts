@@ -16,6 +16,7 @@
  * from kernel start to the first rendered heatmap. Never used by tests: timings are printed, not asserted.
  *
  *   npm run bench [-- --reps 5 --tokens 32,128,512 --skip tfjs,profile,ort,torch,sweep,memory,kernel]
+ *   npm run bench -- --only sweep            (one part alone: forward, tfjs, profile, ort, torch, sweep, memory, kernel)
  *   ARRAKIS_WASM_THREADS=0 npm run bench     (single-threaded wasm)
  *   GLIBC_TUNABLES= npm run bench            (without huge pages; by default the run restarts itself with them, as the kernel runs)
  */
@@ -35,6 +36,8 @@ import { gpt2Onnx } from "./onnx";
 
 const GPT2_SMALL = { name: "gpt2", n_layer: 12, n_head: 12, n_embd: 768, vocab_size: 50257, n_positions: 1024 };
 const SEED = 0;
+/** The parts a run can skip; `forward` is the per-length timing of our engines (it gives `--only` its meaning). */
+const PARTS = ["forward", "tfjs", "profile", "ort", "torch", "sweep", "memory", "kernel"];
 const PYTHON = "/usr/bin/python3"; // Debian's python3-torch; the first python3 on PATH may be another one
 
 /** The benchmark's token ids: deterministic, spread over the vocabulary (the peers compute the same). */
@@ -56,8 +59,15 @@ function parseArgs(argv: string[]): Options {
     if (flag === "--reps") o.reps = Math.max(1, Number(value()) | 0);
     else if (flag === "--tokens") o.tokens = value().split(",").map(Number).filter((t) => t > 0 && t <= 1024);
     else if (flag === "--skip") value().split(",").forEach((s) => o.skip.add(s.trim()));
-    else throw new Error(`unknown argument ${argv[i]} (expected --reps N, --tokens 32,128,512, --skip tfjs,profile,ort,torch,sweep,memory,kernel)`);
+    else if (flag === "--only") {
+      const keep = value().split(",").map((s) => s.trim());
+      PARTS.filter((p) => !keep.includes(p)).forEach((p) => o.skip.add(p));
+    } else throw new Error(`unknown argument ${argv[i]} (expected --reps N, --tokens 32,128,512, --skip or --only ${PARTS.join(",")})`);
   }
+  const unknown = [...o.skip].filter((p) => !PARTS.includes(p));
+  if (unknown.length) throw new Error(`unknown part ${unknown.join(", ")} (expected ${PARTS.join(", ")})`);
+  // Without the forward timings the per-length loop has nothing to do.
+  if (o.skip.has("forward")) o.tokens = [];
   return o;
 }
 
@@ -583,11 +593,26 @@ async function sweepRows(model: HookedAutoModel): Promise<void> {
       fwdMs.push(performance.now() - t);
       fwdCpu.push(cpu() - c);
     }
-    const [t0, c0] = [performance.now(), cpu()];
-    attention.headAblationSweep(ids);
-    const [ms, cms] = [performance.now() - t0, cpu() - c0];
+    // Two sweeps, each followed by 5 more plain forwards: the first pays for growing each session's memory to
+    // the batched size, the second shows the steady cost; all forwards of the run are the unit.
+    const sweeps: { ms: number; cpu: number }[] = [];
+    for (let k = 0; k < 2; k++) {
+      const [t0, c0] = [performance.now(), cpu()];
+      attention.headAblationSweep(ids);
+      sweeps.push({ ms: performance.now() - t0, cpu: cpu() - c0 });
+      for (let i = 0; i < 5; i++) {
+        const [t, c] = [performance.now(), cpu()];
+        model.forward(ids).dispose();
+        fwdMs.push(performance.now() - t);
+        fwdCpu.push(cpu() - c);
+      }
+    }
     const [fm, fc] = [stats(fwdMs).median, stats(fwdCpu).median];
-    console.log(`  attention.headAblationSweep (zero ablation, loss metric, ${L * H} heads): ${(ms / 1000).toFixed(1)} s wall = ${(ms / fm).toFixed(0)} plain forwards (${fm.toFixed(0)} ms each); CPU ${(cms / 1000).toFixed(1)} s = ${(cms / fc).toFixed(0)} forwards' CPU (${fc.toFixed(0)} ms each)`);
+    console.log(`  plain forward at ${T} tokens: ${fm.toFixed(0)} ms wall, ${fc.toFixed(0)} ms CPU (median of ${fwdMs.length}, taken before and after each sweep)`);
+    sweeps.forEach(({ ms, cpu: cms }, k) =>
+      console.log(`  attention.headAblationSweep ${k === 0 ? "first" : "second"} (zero ablation, loss metric, ${L * H} heads): ${(ms / 1000).toFixed(1)} s wall = ${(ms / fm).toFixed(0)} plain forwards; CPU ${(cms / 1000).toFixed(1)} s = ${(cms / fc).toFixed(0)} forwards' CPU`),
+    );
+    console.log(`  (load ${load()}; onnxruntime threads: ${process.env.ARRAKIS_ORT_THREADS})`);
     return;
   }
   // Until the attention tools exist: the same work by hand, a zeroing hook on hook_z per head.

@@ -62,6 +62,7 @@ p.add_argument("--only", type=str, default="", help="STEPS:REGEX: for the first 
 p.add_argument("--wpe-reinit", type=int, default=0, help="FROM: position rows FROM.. restart from their initialisation (sinusoids)")
 p.add_argument("--wpe-repair", type=str, default="", help="FROM:STEPS: before training, fit position rows FROM.. (only them) "
                "so that layer 0's previous-token head attends to the previous position there too")
+p.add_argument("--headdrop", type=float, default=0.0, help="P: in training, each head of layers >= 1 is zeroed per sequence with probability P")
 p.add_argument("--save", type=str, default="", help="write the trained weights here (safetensors, HF names)")
 p.add_argument("--mix", type=str, default="", help="data mixture after skip-copy, e.g. end:0.4,grid:0.5,norep:0.1 "
                "(end: filler then the segment repeated to the end; grid: filler, 2 copies or as many as fit, filler; "
@@ -120,6 +121,15 @@ def seq_train(step):
             if r < acc: form = f_; break
         if form == "norep":
             return [0] + fill(room)
+        if form == "early":
+            # a short segment right after <bos> (filler of 0-3 words before it), two copies or as many as fit
+            n = rng.randint(a.minseg, min(8, room // 2))
+            most = (room - 3) // n
+            k = 2 if rng.random() < 0.5 else rng.randint(3, most)
+            off = rng.randint(0, min(3, room - k * n))
+            words = rng.sample(range(W0, V), room - k * n + n)
+            seg, fl = words[:n], words[n:]
+            return [0] + fl[:off] + seg * k + fl[off:]
         if form == "late":
             # two copies of a short segment whose first copy reaches the late positions, filler around
             n = rng.randint(a.minseg, min(8, room // 2))
@@ -190,7 +200,7 @@ for k in P: P[k].requires_grad_(True)
 mask = torch.triu(torch.full((T, T), -1e9), 1)
 
 
-def fwd(ids, ablate=(), pats=None):
+def fwd(ids, ablate=(), pats=None, drop=0.0):
     B, t = ids.shape
     x = P["transformer.wte.weight"][ids] + P["transformer.wpe.weight"][:t]
     for l in range(L):
@@ -202,6 +212,8 @@ def fwd(ids, ablate=(), pats=None):
         pat = s.softmax(-1)  # [B, H, q, k]
         if pats is not None: pats.append(pat)
         z = pat @ v
+        if drop and l >= 1:
+            z = z * (torch.rand(B, H, 1, 1) >= drop).float()
         dead = [ah for (al, ah) in ablate if al == l]
         if dead:
             keep = torch.ones(1, H, 1, 1); keep[0, dead] = 0
@@ -373,7 +385,7 @@ for step in range(a.steps):
     lr = a.lr * min(1, (step + 1) / a.warmup)
     for g in opt.param_groups: g["lr"] = lr
     batch = torch.tensor([seq_train(step) for _ in range(a.batch)])
-    logits = fwd(batch[:, :-1])
+    logits = fwd(batch[:, :-1], drop=a.headdrop)
     loss = F.cross_entropy(logits.reshape(-1, V), batch[:, 1:].reshape(-1))
     opt.zero_grad(); loss.backward()
     if a.only and step < int(a.only.split(":")[0]):

@@ -126,9 +126,12 @@ export interface SyntheticOptions {
    *   - `copies`: `<bos> f… A A … A g…` with every word distinct (as in the generalisation grid): k = 2 copies
    *               or, half the time when 3 or more fit, k uniform in [3, what fits]; the filler before uniform
    *               in [0, room − kn], the rest after;
+   *   - `early`:  `copies` with a short segment (n ≤ 8) right after `<bos>` (0–3 filler words before it);
+   *   - `late`:   two copies of a short segment (n ≤ 8) whose first copy reaches the last 20 positions;
    *   - `none`:   random words, nothing to copy.
+   * (`early` and `late` are the grid's corners, rare under the uniform draws of `copies`.)
    */
-  mix?: { toEnd: number; copies: number; none: number };
+  mix?: Mixture;
   /** Vocabulary size to draw words from (ids FIRST_WORD_ID..vocabSize-1). Defaults to the full vocabulary. */
   vocabSize?: number;
 }
@@ -168,12 +171,44 @@ export function trainingSequence(rng: Rng, o: SyntheticOptions): number[] {
   return [BOS_ID, ...filler(before), ...copies, ...filler(room - before - k * n)];
 }
 
+/** Weights of the data forms of `SyntheticOptions.mix` (summing to 1). */
+export interface Mixture {
+  toEnd: number;
+  copies: number;
+  early?: number;
+  late?: number;
+  none: number;
+}
+
+/** `<bos>`, then the filler's first `before` words, `k` copies of the segment, the rest of the filler. */
+function withCopies(segment: number[], fill: number[], before: number, k: number): number[] {
+  return [BOS_ID, ...fill.slice(0, before), ...Array.from({ length: k }, () => segment).flat(), ...fill.slice(before)];
+}
+
+/** `room − (k − 1)·n` distinct words: a segment of `n` and the filler. */
+function distinctWords(rng: Rng, room: number, n: number, k: number, vocabSize: number): [number[], number[]] {
+  const words = rng.distinct(room - k * n + n, FIRST_WORD_ID, vocabSize - 1);
+  return [words.slice(0, n), words.slice(n)];
+}
+
 /** One sequence of `o.mix` (see `SyntheticOptions.mix`); the draws mirror recipe_search.py's `--mix`. */
 function mixtureSequence(rng: Rng, o: SyntheticOptions, vocabSize: number, filler: (k: number) => number[]): number[] {
-  const { toEnd, copies } = o.mix!;
+  const { toEnd, copies, early = 0, late = 0 } = o.mix!;
   const room = o.length - 1;
   const r = rng.next();
-  if (r >= toEnd + copies) return [BOS_ID, ...filler(room)];
+  const shortLength = () => rng.int(o.minSegment, Math.min(8, Math.floor(room / 2)));
+  if (r >= toEnd + copies + early + late) return [BOS_ID, ...filler(room)];
+  if (r >= toEnd + copies + early) {
+    const n = shortLength();
+    const before = rng.int(Math.max(0, room - 20 - n), room - 2 * n);
+    return withCopies(...distinctWords(rng, room, n, 2, vocabSize), before, 2);
+  }
+  if (r >= toEnd + copies) {
+    const n = shortLength();
+    const k = rng.next() < 0.5 ? 2 : rng.int(3, Math.floor((room - 3) / n));
+    const before = rng.int(0, Math.min(3, room - k * n));
+    return withCopies(...distinctWords(rng, room, n, k, vocabSize), before, k);
+  }
   const n = rng.int(o.minSegment, Math.min(o.maxSegment, Math.floor(room / 2)));
   if (r < toEnd) {
     const out = [BOS_ID, ...filler(rng.int(0, room - 2 * n))];
@@ -184,9 +219,7 @@ function mixtureSequence(rng: Rng, o: SyntheticOptions, vocabSize: number, fille
   const most = Math.floor(room / n);
   const k = most < 3 || rng.next() < 0.5 ? 2 : rng.int(3, most);
   const before = rng.int(0, room - k * n);
-  const words = rng.distinct(room - k * n + n, FIRST_WORD_ID, vocabSize - 1);
-  const [segment, fill] = [words.slice(0, n), words.slice(n)];
-  return [BOS_ID, ...fill.slice(0, before), ...Array.from({ length: k }, () => segment).flat(), ...fill.slice(before)];
+  return withCopies(...distinctWords(rng, room, n, k, vocabSize), before, k);
 }
 
 /**

@@ -170,10 +170,11 @@ export type Params = Record<string, tf.Tensor>;
 
 /**
  * Logits [B·T, V] for token ids (int32, [B, T]). `oneHotIds` is the one-hot input [B·T, V] (float32) and
- * `mask` the causal mask for T; both are passed in so a training loop can reuse them.
+ * `mask` the causal mask for T; both are passed in so a training loop can reuse them. `headKeep` [B, H, 1, 1]
+ * (1 keep, 0 zero) multiplies every head's z in layers ≥ 1 (head dropout); omitted, nothing is zeroed.
  */
 export function forward(
-  s: TinyGpt2Shape, p: Params, oneHotIds: tf.Tensor2D, B: number, T: number, mask: tf.Tensor2D,
+  s: TinyGpt2Shape, p: Params, oneHotIds: tf.Tensor2D, B: number, T: number, mask: tf.Tensor2D, headKeep?: tf.Tensor4D,
 ): tf.Tensor2D {
   const D = s.dModel, H = s.nHead, dh = D / H;
   const pos = tf.tile(tf.slice(p["transformer.wpe.weight"], [0, 0], [T, D]), [B, 1]); // [B·T, D]
@@ -190,7 +191,7 @@ export function forward(
     const [q, k, v] = [heads(0), heads(1), heads(2)];
     const scores = tf.add(tf.mul(tf.matMul(q, tf.transpose(k, [0, 1, 3, 2])), 1 / Math.sqrt(dh)), mask); // [B, H, T, T]
     const pattern = tf.softmax(scores) as tf.Tensor4D; // [B, H, q, k]
-    const z = tf.matMul(pattern, v); // [B, H, T, dh]
+    const z = headKeep && l >= 1 ? tf.mul(tf.matMul(pattern, v), headKeep) : tf.matMul(pattern, v); // [B, H, T, dh]
     const merged = tf.reshape(tf.transpose(z, [0, 2, 1, 3]), [B * T, D]) as tf.Tensor2D; // [B·T, D], head-major
     x = tf.add(x, tf.add(mm(merged, p[`${h}.attn.c_proj.weight`] as tf.Tensor2D), p[`${h}.attn.c_proj.bias`]));
     const m = layerNorm(x, p[`${h}.ln_2.weight`], p[`${h}.ln_2.bias`]) as tf.Tensor2D;

@@ -25,7 +25,7 @@ import { HookedAutoModel } from "../../src/model/hooked-model";
 import { gridProblems, GridReport, gridTable, inductionGrid } from "./grid";
 import { refitLatePositions } from "./positions";
 import { gpt2ConfigJson, tokenizerConfigJson, tokenizerJson } from "./hf-files";
-import { FIRST_WORD_ID, repeatedSequences, Rng, SyntheticOptions, trainingBatch, VOCAB } from "./synthetic";
+import { FIRST_WORD_ID, Mixture, repeatedSequences, Rng, SyntheticOptions, trainingBatch, VOCAB } from "./synthetic";
 import { causalMask, crossEntropy, forward, HostTensor, initParameters, parameterCount, parameterShapes, sinusoid, TinyGpt2Shape } from "./tiny-gpt2";
 
 export interface TrainOptions {
@@ -100,7 +100,13 @@ export interface TrainOptions {
   /** `[fraction, p]`: skip-copy sequences for the rest of the run after `skipCopy`'s steps (null: none). */
   skipCopyLate: [number, number] | null;
   /** A mixture of data forms (see `SyntheticOptions.mix`); null: the forms chosen by `repeatToEnd`/`noRepeat`. */
-  mix: { toEnd: number; copies: number; none: number } | null;
+  mix: Mixture | null;
+  /**
+   * Head dropout (DropHead, Zhou et al. 2020) in layers ≥ 1: each of their heads is zeroed per sequence with this
+   * probability during training, so that nothing downstream leans on an induction head's output where it has
+   * nothing to copy — zeroing it then costs the repeated part and leaves the rest alone. 0: none.
+   */
+  headDropout: number;
   /**
    * Keep the (tied) token embeddings at their random initialisation, as Bietti et al. 2023 ("Birth of a
    * Transformer: a memory viewpoint") do, so the circuit's match (QK) and copy (OV) maps are associative
@@ -198,6 +204,7 @@ export const DEFAULTS: TrainOptions = {
   skipCopy: [500, 0.3, 0.5],
   skipCopyLate: null,
   mix: null,
+  headDropout: 0,
   maxCopies: 32,
   noRepeat: 0,
   repeatToEnd: true,
@@ -286,6 +293,7 @@ function checkOptions(o: TrainOptions): void {
   }
   if (!Number.isInteger(o.seed) || o.seed < 0) fail(`--seed must be a non-negative integer, got ${show(o.seed)}`);
   if (!(o.lr > 0)) fail(`--lr must be positive, got ${show(o.lr)}`);
+  if (!(o.headDropout >= 0 && o.headDropout < 1)) fail(`--head-dropout must be a probability in [0, 1), got ${show(o.headDropout)}`);
   if (o.backend !== "wasm" && o.backend !== "cpu") fail(`--backend must be "wasm" or "cpu", got ${show(o.backend)}`);
   if (2 * o.heldOut.half + 1 > o.nCtx) fail(`held-out half ${o.heldOut.half} does not fit the context of ${o.nCtx}`);
 }
@@ -374,6 +382,7 @@ export async function trainEmbedded(options: Partial<TrainOptions> = {}, log: Lo
   const trained = names.filter((k) => params[k].trainable);
   const varList = trained.map((k) => params[k]);
   const dataRng = new Rng((o.seed * 2654435761 + 12345) >>> 0);
+  const dropRng = new Rng((o.seed * 40503 + 99991) >>> 0); // its own stream: head dropout leaves the data unchanged
   const heldOut = repeatedSequences(o.heldOut.count, o.heldOut.half, o.heldOut.seed);
   const masks = new Map<number, tf.Tensor2D>();
   const maskFor = (T: number) => masks.get(T) ?? masks.set(T, tf.keep(causalMask(T))).get(T)!; // cached across steps: keep it out of the step's tidy
@@ -392,7 +401,8 @@ export async function trainEmbedded(options: Partial<TrainOptions> = {}, log: Lo
         const oh = tf.cast(tf.oneHot(tf.tensor1d(inputs, "int32"), V), "float32") as tf.Tensor2D;
         const toh = tf.cast(tf.oneHot(tf.tensor1d(targets, "int32"), V), "float32") as tf.Tensor2D;
         const weights = tf.ones([B * T]) as tf.Tensor1D;
-        const { value, grads } = tf.variableGrads(() => crossEntropy(forward(s, params, oh, B, T, maskFor(T)), toh, weights), varList);
+        const keep = o.headDropout > 0 ? tf.tensor4d(Float32Array.from({ length: B * s.nHead }, () => (dropRng.next() < o.headDropout ? 0 : 1)), [B, s.nHead, 1, 1]) : undefined;
+        const { value, grads } = tf.variableGrads(() => crossEntropy(forward(s, params, oh, B, T, maskFor(T), keep), toh, weights), varList);
         // Global-norm clipping, then AdamW (Loshchilov & Hutter) with bias correction.
         const norm = tf.sqrt(tf.addN(trained.map((k) => tf.sum(tf.square(grads[params[k].name])))));
         const scale = tf.minimum(1, tf.div(o.clipNorm, tf.add(norm, 1e-6)));
@@ -670,10 +680,14 @@ function parseArgs(argv: string[]): Partial<TrainOptions> {
       case "--min-seg": out.minSegment = num(a, argv[++i]); break;
       case "--max-seg": out.maxSegment = num(a, argv[++i]); break;
       case "--skip-copy-late": { const v = argv[++i] ?? ""; out.skipCopyLate = v === "none" ? null : (v.split(":").map((x) => num(a, x)) as [number, number]); break; }
-      case "--mix": { // e.g. "0.3:0.6:0.1" = toEnd:copies:none; "none" for the plain forms
+      case "--head-dropout": out.headDropout = num(a, argv[++i]); break;
+      case "--mix": { // e.g. "0.3:0.6:0.1" or "0.25:0.45:0.1:0.1:0.1" = toEnd:copies:none[:early:late]; "none" for the plain forms
         const v = argv[++i] ?? "";
         if (v === "none") out.mix = null;
-        else { const [toEnd, copies, none] = v.split(":").map((x) => num(a, x)); out.mix = { toEnd, copies, none }; }
+        else {
+          const [toEnd, copies, none, early = 0, late = 0] = v.split(":").map((x) => num(a, x));
+          out.mix = { toEnd, copies, none, early, late };
+        }
         break;
       }
       case "--skip-copy": out.skipCopy = (argv[++i] ?? "").split(":").map((x) => num(a, x)) as [number, number, number]; break;

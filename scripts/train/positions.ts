@@ -7,10 +7,10 @@
  * gradient back to fix them (the induction plateau, locally). Broad data alone did not move it in the recipe
  * search (worst grid cell ≈ 5.9 nats after 1,500 steps), nor did copying or restarting the rows.
  *
- * So before stage 2, rows `from..` of wpe — and nothing else — are fitted for a few hundred Adam steps to make
- * layer 0's previous-token head (the one that attends to the previous position best below `from`) attend to
- * the previous position from every query `from..` on random sequences. Stage 2 then trains every parameter on
- * the broad data; the grid checks the result.
+ * (Query 2, right after the first word, is the same case: stage 1's data always had filler or a long segment
+ * there.) So before stage 2, the rows of wpe whose query the head leaves — and nothing else — are fitted for a few
+ * hundred Adam steps to make layer 0's previous-token head attend to the previous position from every query on
+ * random sequences. Stage 2 then trains every parameter on the broad data; the grid checks the result.
  */
 import * as tf from "@tensorflow/tfjs";
 import { fail, show } from "../../src/errors";
@@ -43,11 +43,11 @@ function meanAtPrevious(values: tf.Tensor3D, from: number, to: number): tf.Scala
 }
 
 /**
- * Rows `from..` of `params["transformer.wpe.weight"]` refitted in place (see the file comment). Returns the head
- * used and the final mean attention to the previous position over the refitted queries.
+ * The position rows whose query the previous-token head leaves (attention to the previous position < 0.5 on
+ * random sequences), refitted in place (see the file comment): only those rows move, to maximise the head's
+ * attention to the previous position from every query. Returns the head, the rows and the final mean attention.
  */
-export function refitLatePositions(s: TinyGpt2Shape, params: Record<string, HostTensor>, from: number, steps: number, rng: Rng): { head: number; attention: number } {
-  if (!(Number.isInteger(from) && from > 1 && from < s.nCtx)) fail(`position refit: first row must be an integer in [2, ${s.nCtx - 1}], got ${show(from)}`);
+export function refitPositions(s: TinyGpt2Shape, params: Record<string, HostTensor>, steps: number, rng: Rng): { head: number; rows: number[]; attention: number } {
   if (!(Number.isInteger(steps) && steps > 0)) fail(`position refit: steps must be a positive integer, got ${show(steps)}`);
   const T = s.nCtx, D = s.dModel;
   const randomRows = (n: number) => Array.from({ length: n }, () => [0, ...rng.distinct(T - 1, FIRST_WORD_ID, s.vocabSize - 1)]);
@@ -58,23 +58,36 @@ export function refitLatePositions(s: TinyGpt2Shape, params: Record<string, Host
       p[k] = tf.tensor(params[k].data, params[k].shape);
     }
     const mask = causalMask(T);
-    const fixed = tf.tensor2d(wpeHost.slice(0, from * D), [from, D]); // [from, D], kept
-    // The previous-token head: the one with the most attention to the previous position from queries 1..from−1.
+    const wpe = tf.tensor2d(wpeHost, [T, D]); // [T, D]
+    // The previous-token head (most attention to the previous position over all queries), then per query.
     const probe = randomRows(64);
-    const fullWpe = tf.tensor2d(wpeHost, [T, D]);
-    const scores = Array.from({ length: s.nHead }, (_, h) => meanAtPrevious(tf.exp(layer0LogPattern(s, p, fullWpe, probe, h, mask)) as tf.Tensor3D, 1, from).dataSync()[0]);
-    const head = scores.indexOf(Math.max(...scores));
-    const rows = tf.variable(tf.tensor2d(wpeHost.slice(from * D), [T - from, D]), true); // [T − from, D], fitted
+    const perQuery = Array.from({ length: s.nHead }, (_, h) => previousByQuery(tf.exp(layer0LogPattern(s, p, wpe, probe, h, mask)) as tf.Tensor3D));
+    const means = perQuery.map((q) => q.reduce((a, b) => a + b, 0) / q.length);
+    const head = means.indexOf(Math.max(...means));
+    const rows = perQuery[head].map((v, i) => [i + 1, v]).filter(([, v]) => v < 0.5).map(([q]) => q);
+    if (rows.length === 0) return { head, rows, attention: means[head] };
+    const select = new Float32Array(T).fill(0);
+    for (const q of rows) select[q] = 1;
+    const sel = tf.tensor2d(select, [T, 1]); // [T, 1]: 1 on the refitted rows
+    const delta = tf.variable(tf.zeros([T, D]), true); // [T, D], only its selected rows reach the model
     const optimizer = tf.train.adam(1e-2);
     let last = 0;
     for (let i = 0; i < steps; i++) {
       const ids = randomRows(32);
-      const cost = optimizer.minimize(() => tf.neg(meanAtPrevious(layer0LogPattern(s, p, tf.concat([fixed, rows]) as tf.Tensor2D, ids, head, mask), from, T)) as tf.Scalar, true, [rows]);
+      const cost = optimizer.minimize(() => tf.neg(meanAtPrevious(layer0LogPattern(s, p, tf.add(wpe, tf.mul(delta, sel)) as tf.Tensor2D, ids, head, mask), 1, T)) as tf.Scalar, true, [delta]);
       last = cost!.dataSync()[0];
     }
-    wpeHost.set(rows.dataSync(), from * D);
+    const fitted = tf.add(wpe, tf.mul(delta, sel)).dataSync() as Float32Array;
+    wpeHost.set(fitted);
     optimizer.dispose();
-    rows.dispose();
-    return { head, attention: Math.exp(-last) };
+    delta.dispose();
+    return { head, rows, attention: Math.exp(-last) };
   });
+}
+
+/** Mean attention to the previous position per query 1..T−1 (`[B, T, T]` pattern in). */
+function previousByQuery(pattern: tf.Tensor3D): number[] {
+  const T = pattern.shape[1];
+  const data = tf.mean(pattern, 0).dataSync(); // [T, T]
+  return Array.from({ length: T - 1 }, (_, i) => data[(i + 1) * T + i]);
 }

@@ -331,34 +331,40 @@ if load_only:
     raise SystemExit(0)
 
 def repair_positions(fr, steps):
-    """Rows fr.. of wpe, alone, fitted to maximise layer 0's previous-token head's attention to the previous
-    position from queries fr.. on random sequences (the head = the best previous-token head on positions < fr)."""
+    """Position rows of wpe, alone, fitted to maximise layer 0's previous-token head's attention to the previous
+    position from every query on random sequences. The head: the best previous-token head over all queries. The
+    rows: `fr..` when fr is a number; with "auto", every row whose query attends to its previous position < 0.5."""
     W = P["transformer.wpe.weight"]
     with torch.no_grad():
         ids = torch.tensor([[0] + rng.sample(range(W0, V), T - 1) for _ in range(64)])
         pats = []
         fwd(ids, pats=pats)
-        early = pats[0].diagonal(offset=-1, dim1=-2, dim2=-1)[:, :, :fr - 1].mean((0, 2))  # [H]: queries 1..fr-1
-        head = int(early.argmax())
-    rows = W[fr:].detach().clone().requires_grad_(True)
-    o = torch.optim.Adam([rows], lr=1e-2)
+        prev = pats[0].diagonal(offset=-1, dim1=-2, dim2=-1).mean(0)  # [H, T-1]: query q = index + 1
+        head = int(prev.mean(-1).argmax())
+        rows_at = [q for q in range(1, T) if prev[head, q - 1] < 0.5] if fr == "auto" else list(range(int(fr), T))
+    print(f"refitting position rows {rows_at} for L0H{head}", flush=True)
+    sel = torch.zeros(T, 1); sel[rows_at] = 1
+    delta = torch.zeros(T, D, requires_grad=True)
+    o = torch.optim.Adam([delta], lr=1e-2)
     h0 = "transformer.h.0"
+    q_from = 1 if fr == "auto" else int(fr)
     for it in range(steps):
         ids = torch.tensor([[0] + rng.sample(range(W0, V), T - 1) for _ in range(32)])
-        x = P["transformer.wte.weight"][ids].detach() + torch.cat([W[:fr].detach(), rows])
+        x = P["transformer.wte.weight"][ids].detach() + W.detach() + delta * sel
         a_ = F.layer_norm(x, (D,), P[f"{h0}.ln_1.weight"].detach(), P[f"{h0}.ln_1.bias"].detach(), 1e-5)
         qkv = a_ @ P[f"{h0}.attn.c_attn.weight"].detach() + P[f"{h0}.attn.c_attn.bias"].detach()
         q, k, _ = [u.view(32, T, H, dh).transpose(1, 2)[:, head] for u in qkv.split(D, -1)]
         lp = (q @ k.transpose(-1, -2) / math.sqrt(dh) + mask).log_softmax(-1)  # [B, q, k]
-        loss = -lp.diagonal(offset=-1, dim1=-2, dim2=-1)[:, fr - 1:].mean()
+        loss = -lp.diagonal(offset=-1, dim1=-2, dim2=-1)[:, q_from - 1:].mean()
         o.zero_grad(); loss.backward(); o.step()
     with torch.no_grad():
-        W[fr:] = rows.detach()
-    print(f"positions {fr}..{T-1} refitted for L0H{head} ({steps} steps): mean log attention to the previous position {-float(loss):.3f}", flush=True)
+        W += delta.detach() * sel
+    print(f"positions refitted ({steps} steps): mean log attention to the previous position {-float(loss):.3f}", flush=True)
 
 
 if a.wpe_repair:
-    repair_positions(*map(int, a.wpe_repair.split(":")))
+    fr_, st_ = a.wpe_repair.split(":")
+    repair_positions(fr_ if fr_ == "auto" else int(fr_), int(st_))
 decay = [k for k in P if k.endswith(("c_attn.weight", "c_proj.weight", "c_fc.weight"))]
 nodecay = [k for k in P if k not in decay]
 opt = torch.optim.AdamW([{"params": [P[k] for k in decay], "weight_decay": a.wd}, {"params": [P[k] for k in nodecay], "weight_decay": 0}],

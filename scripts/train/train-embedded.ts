@@ -23,7 +23,7 @@ import { fail, show } from "../../src/errors";
 import { readSafetensors, writeSafetensors, TensorToWrite } from "../../src/io/safetensors";
 import { HookedAutoModel } from "../../src/model/hooked-model";
 import { gridProblems, GridReport, gridTable, inductionGrid } from "./grid";
-import { refitLatePositions } from "./positions";
+import { refitPositions } from "./positions";
 import { gpt2ConfigJson, tokenizerConfigJson, tokenizerJson } from "./hf-files";
 import { FIRST_WORD_ID, Mixture, repeatedSequences, Rng, SyntheticOptions, trainingBatch, VOCAB } from "./synthetic";
 import { causalMask, crossEntropy, forward, HostTensor, initParameters, parameterCount, parameterShapes, sinusoid, TinyGpt2Shape } from "./tiny-gpt2";
@@ -82,10 +82,10 @@ export interface TrainOptions {
    */
   positionsRestart: number | null;
   /**
-   * `[from, steps]`: with `init`, position rows `from..` (only them) are first fitted for `steps` Adam steps so
-   * that layer 0's previous-token head attends to the previous position there too (`positions.ts`). null: no.
+   * With `init`: this many Adam steps first fit the position rows where layer 0's previous-token head does not
+   * attend to the previous position (only those rows) so that it does (`positions.ts`). 0: none.
    */
-  positionsRefit: [number, number] | null;
+  positionsRefit: number;
   /**
    * `[steps, fraction, p]`: during the first `steps` steps, `fraction` of the sequences are skip-copy
    * sequences (`synthetic.ts`) with repeat probability `p`. Trials: layer-0 previous-token heads (score ≈ 0.9)
@@ -211,7 +211,7 @@ export const DEFAULTS: TrainOptions = {
   init: null,
   positionsFrom: null,
   positionsRestart: null,
-  positionsRefit: null,
+  positionsRefit: 0,
   backend: "wasm",
   logEvery: 25,
   evalEvery: 250,
@@ -332,10 +332,9 @@ async function startingWeights(o: TrainOptions, s: TinyGpt2Shape, log: Log): Pro
     sinusoid(fresh, s.nCtx, D, 0.02);
     wpe.set(fresh.subarray(from * D), from * D); // rows from.. := their initial sinusoids
   }
-  if (o.positionsRefit !== null) {
-    const [from, steps] = o.positionsRefit;
-    const { head, attention } = refitLatePositions(s, out, from, steps, new Rng((o.seed * 7919 + 17) >>> 0));
-    log(`positions ${from}..${s.nCtx - 1} refitted for L0H${head} (${steps} steps): attention to the previous position there ${attention.toFixed(3)} (geometric mean)`);
+  if (o.positionsRefit > 0) {
+    const { head, rows, attention } = refitPositions(s, out, o.positionsRefit, new Rng((o.seed * 7919 + 17) >>> 0));
+    log(`position rows ${rows.join(", ")} refitted for L0H${head} (${o.positionsRefit} steps): attention to the previous position ${attention.toFixed(3)} (geometric mean over queries)`);
   }
   return out;
 }
@@ -667,7 +666,7 @@ function parseArgs(argv: string[]): Partial<TrainOptions> {
       case "--attn-std": out.attnStd = num(a, argv[++i]); break;
       case "--max-copies": out.maxCopies = num(a, argv[++i]); break;
       case "--no-repeat": out.noRepeat = num(a, argv[++i]); break;
-      case "--positions-refit": { const v = argv[++i] ?? ""; out.positionsRefit = v === "none" ? null : (v.split(":").map((x) => num(a, x)) as [number, number]); break; }
+      case "--positions-refit": out.positionsRefit = num(a, argv[++i]); break;
       case "--positions-restart": { const v = argv[++i] ?? ""; out.positionsRestart = v === "none" ? null : num(a, v); break; }
       case "--positions-from": { const v = argv[++i] ?? ""; out.positionsFrom = v === "none" ? null : (v.split(":").map((x) => num(a, x)) as [number, number]); break; }
       case "--stage1": Object.assign(out, STAGE1); break; // stage 1's recipe from scratch (then --out, --steps … apply)

@@ -146,6 +146,10 @@ function checkOptions(o: SyntheticOptions): number {
   if (Math.min(o.maxSegment, Math.floor((o.length - 1) / 2)) > vocabSize - FIRST_WORD_ID) fail(`maxSegment ${o.maxSegment} exceeds the ${vocabSize - FIRST_WORD_ID} words available`);
   if (o.maxCopies !== undefined && (!Number.isInteger(o.maxCopies) || o.maxCopies < 2)) fail(`maxCopies must be an integer >= 2, got ${show(o.maxCopies)}`);
   if (o.noRepeat !== undefined && !(o.noRepeat >= 0 && o.noRepeat <= 1)) fail(`noRepeat must be a fraction in [0, 1], got ${show(o.noRepeat)}`);
+  if (o.mix) {
+    const weights = Object.values(o.mix);
+    if (!weights.every((w) => w >= 0) || Math.abs(weights.reduce((a, b) => a + b, 0) - 1) > 1e-9) fail(`mix weights must be non-negative and sum to 1, got ${show(o.mix)}`);
+  }
   return vocabSize;
 }
 

@@ -6,8 +6,10 @@
  *
  *   npx tsx scripts/train/train-embedded.ts [--stage1|--stage2] [--init DIR|stage1|none] [--steps N] [--seed S] [--out DIR] [--no-check]
  *
- * The defaults make the shipped model (stage 1: the circuit on segments of 10–30 words; a copy of its weights is
- * kept in scripts/train/stage1/). `--stage2` continues from those weights on the broad data of the grid (`STAGE2`).
+ * The defaults make the shipped model: stage 2 (`STAGE2`), which starts from stage 1's weights (kept in
+ * scripts/train/stage1/ and retrained there when missing; `--stage1` trains that stage alone: the circuit on
+ * segments of 10–30 words), refits the position rows its previous-token head leaves and trains on data as broad
+ * as the generalisation grid.
  *
  * Backend: single-threaded wasm (XNNPACK) measured ~14× faster than the
  * pure-JS cpu backend for this model here (≈0.35 s vs ≈5 s per 32×64-token step); the threaded wasm build
@@ -154,30 +156,36 @@ export interface TrainOptions {
  */
 export const STAGE1: Partial<TrainOptions> = {
   steps: 2500, seed: 0, warmup: 100, minSegment: 10, maxSegment: 30, repeatToEnd: true, noRepeat: 0, skipCopy: [500, 0.3, 0.5], init: null, positionsFrom: null,
+  // What stage 2 adds, switched off.
+  positionsRestart: null, positionsRefit: 0, mix: null, headDropout: 0, skipCopyLate: null,
 };
 export const STAGE1_DIR = path.resolve(__dirname, "stage1");
 export const STAGE1_SHA256 = "9bbb0df7e12a1a2ea1ac1069b58bc236d6ddc6da889133f9c6e455ab9e060ee7";
 
 /**
- * Stage 2, a broadening stage from stage 1's weights (`--stage2`): segments from 2 words up, at any offset, two
- * or more copies, filler around them, 10% of sequences with no repeat, skip-copy sequences for its first 400
- * steps, and the position embeddings from 48 on restarted as copies of rows 32.. (`positionsFrom`). Stage 1's
- * circuit fails on the grid exactly where a copy sits at positions ≥ 48 (its previous-token head attends
- * elsewhere there, saturated, so more data alone barely moves it: 1,000 torch steps of the broad data kept the
- * worst cell at 6.0 nats); with the copied rows the previous-token score over the grid rose 0.72 → 0.83 and the
- * cells meeting every requirement rose 1,085 → 1,188 of 1,402 in 800 torch steps (worst cell 6.54 → 5.67 nats,
- * mean 0.82 → 0.37; recipe_search.py --init … --wpe-copy 48:32 --skip 400:0.3:0.5 --warmup 50), still short of
- * the grid for short segments at late offsets: the previous-token head came back at even positions ≥ 48 only,
- * and 400 more steps without skip-copy did not move the worst cells. Not confirmed in this script yet (the
- * shared machine ran TF.js at 6–20 s per step), so the defaults stay stage 1.
+ * Stage 2, the broadening stage (the shipped model: the defaults), from stage 1's weights with a fresh optimizer.
+ * Stage 1's circuit fails the grid where a copy's key sits at a position its previous-token head leaves (47–63,
+ * and 2, right after the first word): there the head attends 10–20 positions back, and because the induction head
+ * then puts no attention on those keys, the loss sends them no gradient — broad data alone (1,500 torch steps:
+ * worst cell 5.9 nats), copying rows 32.. onto 48.. (worst 5.7: holes at 49–55) and restarting them from their
+ * sinusoids (worst 6.0) all left it. What worked, found with `recipe_search.py` and confirmed here:
+ *  - the position refit (`positionsRefit`, `positions.ts`): 300 Adam steps on those rows alone bring the head's
+ *    attention to the previous position to ≥ 0.95 at every query;
+ *  - then every parameter on a mixture (`mix`): 30% a segment of 2–31 words repeated to the end after filler,
+ *    60% distinct-word copies as in the grid (two, or as many as fit, anywhere, filler after), 10% no repeat;
+ *  - head dropout 0.1 in layer 1 (`headDropout`): without it zeroing the induction heads moved the first copy's
+ *    loss by up to 1.5 nats at late positions (the rest of the model leaned on their output there); with it 0.4
+ *    after 500 torch steps and less later;
+ *  - no skip-copy sequences: they raised that first-copy shift further (to 2.5).
  */
 export const STAGE2: Partial<TrainOptions> = {
-  steps: 800, warmup: 50, minSegment: 2, maxSegment: 32, maxCopies: 32, noRepeat: 0.1, repeatToEnd: false,
-  skipCopy: [400, 0.3, 0.5], init: "stage1", positionsFrom: [48, 32],
+  steps: 1000, seed: 0, warmup: 50, minSegment: 2, maxSegment: 32, maxCopies: 32, noRepeat: 0.1, repeatToEnd: false,
+  skipCopy: [0, 0, 0], skipCopyLate: null, init: "stage1", positionsFrom: null, positionsRestart: null, positionsRefit: 300,
+  mix: { toEnd: 0.3, copies: 0.6, none: 0.1 }, headDropout: 0.1,
 };
 
-/** The recipe of the shipped model: stage 1 (see `STAGE1`). */
-export const DEFAULTS: TrainOptions = {
+/** Settings every stage shares, with stage 1's recipe; `DEFAULTS` adds stage 2's. */
+const BASE: TrainOptions = {
   steps: 2500,
   seed: 0,
   out: path.resolve(__dirname, "..", "..", "src", "assets", "induction-2l"),
@@ -219,6 +227,9 @@ export const DEFAULTS: TrainOptions = {
   gridSamples: 2,
   heldOut: { count: 40, half: 20, seed: 1234 },
 };
+
+/** The recipe of the shipped model: stage 2 from stage 1's weights (`npx tsx scripts/train/train-embedded.ts`). */
+export const DEFAULTS: TrainOptions = { ...BASE, ...STAGE2 };
 
 export interface TrainResult {
   shape: TinyGpt2Shape;
@@ -497,8 +508,8 @@ function headTable(r: GridReport): string {
 function modelCard(o: TrainOptions, r: TrainResult): string {
   const rep = r.report ?? fail("model card needs the circuit report");
   const s = r.shape;
-  const base = o.init === "stage1" ? { ...DEFAULTS, ...STAGE2 } : DEFAULTS;
-  const args = [o.init === "stage1" ? "--stage2" : "", o.steps !== base.steps ? `--steps ${o.steps}` : "", o.seed !== base.seed ? `--seed ${o.seed}` : ""].filter(Boolean).join(" ");
+  const base = o.init === "stage1" ? DEFAULTS : { ...BASE, ...STAGE1 };
+  const args = [o.init === "stage1" ? "" : "--stage1", o.steps !== base.steps ? `--steps ${o.steps}` : "", o.seed !== base.seed ? `--seed ${o.seed}` : ""].filter(Boolean).join(" ");
   const finalLoss = r.curve.length ? r.curve[r.curve.length - 1].loss : r.losses[r.losses.length - 1];
   const [pl, ph] = rep.prevTokenHead;
   const heads = rep.inductionHeads.map(([l, h]) => `L${l}H${h}`).join(" and ");
@@ -591,13 +602,45 @@ this card changes.
 function stagesParagraph(o: TrainOptions): string {
   if (o.init === null) return "";
   if (o.init !== "stage1") return `Started from the weights in \`${path.relative(process.cwd(), o.init)}\` (fresh optimizer). This run: `;
-  const s1 = { ...DEFAULTS, ...STAGE1 };
+  const s1 = { ...BASE, ...STAGE1 };
   return `Two stages. **Stage 1** (\`--stage1\`, the previous embedded model's recipe): data \`<bos> f… A A A…\` (A of
 ${s1.minSegment}–${s1.maxSegment} distinct words repeated to the end), skip-copy sequences (${Math.round(s1.skipCopy[1] * 100)}%, p ${s1.skipCopy[2]}) for the first ${s1.skipCopy[0]} steps, seeded
 initialisation below, ${s1.steps} steps, seed ${s1.seed}, same optimizer settings; it forms the previous-token and induction heads
 by step ~1,500 but copies only long segments. Its weights (sha256 \`${STAGE1_SHA256.slice(0, 16)}…\`) are kept in
-\`scripts/train/stage1/\` and retrained there when missing. **Stage 2** starts from them with a fresh optimizer on
-the data above: `;
+\`scripts/train/stage1/\` and retrained there when missing. Its previous-token head ignores the previous position from
+queries 47–63 and 2 (its data never needed it there), so the copies that sit there are not matched. **Stage 2**
+starts from those weights: first the position rows where that head does not attend to the previous position —
+only those rows — are fitted for ${o.positionsRefit} Adam steps (learning rate 0.01) until it does (\`scripts/train/positions.ts\`); then every
+parameter is trained with a fresh optimizer on the data above${o.headDropout > 0 ? `, with head dropout ${o.headDropout} in layer 1 (each head zeroed per
+sequence with that probability, so nothing downstream leans on an induction head's output where it has nothing to copy)` : ""}: `;
+}
+
+/** The data paragraph's bullets for the plain forms (`repeatToEnd`/`noRepeat`). */
+function plainFormLines(o: TrainOptions): string[] {
+  const bt = "`";
+  return [
+    `* **repeated segments** — ${bt}<bos> f… A A … A g…${bt}: A is n distinct random words, n uniform in [${o.minSegment}, ${Math.min(o.maxSegment, Math.floor(o.nCtx / 2))}];`,
+    `  k copies, k uniform in [2, min(${o.maxCopies}, what fits)]; f and g are random filler words (with replacement), the`,
+    "  length of f uniform over what leaves room for the copies, g filling the rest. A segment of any length therefore",
+    "  repeats at any offset, two or more times, with or without filler around it.",
+    `* **no repeat** — ${Math.round(o.noRepeat * 100)}% of the sequences: random words only, nothing to copy.`,
+  ];
+}
+
+/** The data paragraph's bullets for a mixture of forms. */
+function mixtureLines(o: TrainOptions, m: Mixture): string[] {
+  const bt = "`", pc = (x: number) => `${Math.round(x * 100)}%`;
+  const top = Math.min(o.maxSegment, Math.floor(o.nCtx / 2));
+  const lines = [
+    `* **segment repeated to the end** — ${pc(m.toEnd)}: ${bt}<bos> f… A A A…${bt}, A of n distinct random words, n uniform in [${o.minSegment}, ${top}],`,
+    "  after random filler f (with replacement) of uniform length; the last copy may be cut short.",
+    `* **copies as in the grid** — ${pc(m.copies)}: ${bt}<bos> f… A A … A g…${bt} with every word distinct: two copies or, half the time when`,
+    "  3 or more fit, a uniform number of them; the filler before uniform over what leaves room, the rest after.",
+  ];
+  if (m.early) lines.push(`* **short segment right after <bos>** — ${pc(m.early)}: n ≤ 8, 0–3 filler words before it.`);
+  if (m.late) lines.push(`* **short segment late** — ${pc(m.late)}: two copies of n ≤ 8 words, the first reaching the last 20 positions.`);
+  lines.push(`* **no repeat** — ${pc(m.none)}: random words only, nothing to copy.`);
+  return lines;
 }
 
 /** The model card's data and initialisation paragraphs, following the options actually used. */
@@ -609,11 +652,7 @@ function dataSection(o: TrainOptions, s: TinyGpt2Shape): string {
     `Seeded synthetic sequences of ${o.nCtx + 1} tokens (inputs ${o.nCtx}, next-token targets shifted by one), words uniform`,
     `over the ${s.vocabSize - 2}-word vocabulary (code: ${bt}scripts/train/synthetic.ts${bt}):`,
     "",
-    `* **repeated segments** — ${bt}<bos> f… A A … A g…${bt}: A is n distinct random words, n uniform in [${o.minSegment}, ${Math.min(o.maxSegment, Math.floor(o.nCtx / 2))}];`,
-    `  k copies, k uniform in [2, min(${o.maxCopies}, what fits)]; f and g are random filler words (with replacement), the`,
-    "  length of f uniform over what leaves room for the copies, g filling the rest. A segment of any length therefore",
-    "  repeats at any offset, two or more times, with or without filler around it.",
-    `* **no repeat** — ${Math.round(o.noRepeat * 100)}% of the sequences: random words only, nothing to copy.`,
+    ...(o.mix ? mixtureLines(o, o.mix) : plainFormLines(o)),
   ];
   if (o.skipCopy[1] > 0) {
     const when = o.skipCopy[0] < o.steps ? ` of the first ${o.skipCopy[0]} steps` : "";

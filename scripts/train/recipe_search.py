@@ -63,6 +63,7 @@ p.add_argument("--wpe-reinit", type=int, default=0, help="FROM: position rows FR
 p.add_argument("--wpe-repair", type=str, default="", help="FROM:STEPS: before training, fit position rows FROM.. (only them) "
                "so that layer 0's previous-token head attends to the previous position there too")
 p.add_argument("--headdrop", type=float, default=0.0, help="P: in training, each head of layers >= 1 is zeroed per sequence with probability P")
+p.add_argument("--min-lr-ratio", type=float, default=1.0, help="cosine decay after warmup to lr * this (1: constant, as train-embedded.ts minLrRatio)")
 p.add_argument("--save", type=str, default="", help="write the trained weights here (safetensors, HF names)")
 p.add_argument("--mix", type=str, default="", help="data mixture after skip-copy, e.g. end:0.4,grid:0.5,norep:0.1 "
                "(end: filler then the segment repeated to the end; grid: filler, 2 copies or as many as fit, filler; "
@@ -388,7 +389,10 @@ t0 = time.time()
 run = 0.0
 print(vars(a), flush=True)
 for step in range(a.steps):
-    lr = a.lr * min(1, (step + 1) / a.warmup)
+    if step < a.warmup: lr = a.lr * (step + 1) / a.warmup
+    else:
+        prog = 1.0 if a.steps <= a.warmup else (step - a.warmup) / max(1, a.steps - 1 - a.warmup)
+        lr = a.lr * (a.min_lr_ratio + (1 - a.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, prog))))
     for g in opt.param_groups: g["lr"] = lr
     batch = torch.tensor([seq_train(step) for _ in range(a.batch)])
     logits = fwd(batch[:, :-1], drop=a.headdrop)

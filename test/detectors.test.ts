@@ -171,12 +171,8 @@ test("HeadScores renders as a layer × head grid, prints a table, serialises; er
 // The shipped model's circuit over the generalisation grid (scripts/train/grid.ts), with the project's own
 // model and tools: every segment length from 3 to the longest that fits twice, offsets sampled at the first,
 // a middle and the last position, two copies and as many as fit, two sequences per cell, a seed other than
-// the training script's own check.
-// The shipped model was trained on segments of 10–30 words and fails the grid where a copy sits at positions
-// >= 48 (its previous-token head stops there; numbers in its model card), so this stays a todo until a model
-// that meets the grid ships.
-const gridTodo = "the shipped model fails the grid for copies at positions >= 48 (see its model card)";
-test("the embedded model: its induction circuit copies every repeated segment of the grid", { todo: gridTodo }, async () => {
+// the training script's own check (which covers every offset; its figures are in the model card).
+test("the embedded model: its induction circuit copies every repeated segment of the grid", async () => {
   const m = await HookedAutoModel.fromPretrained();
   try {
     const baseline = tf.memory().numTensors;

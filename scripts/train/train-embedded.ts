@@ -610,7 +610,7 @@ function stagesParagraph(o: TrainOptions): string {
   const s1 = { ...BASE, ...STAGE1 };
   return `Two stages. **Stage 1** (\`--stage1\`, the previous embedded model's recipe): data \`<bos> f… A A A…\` (A of
 ${s1.minSegment}–${s1.maxSegment} distinct words repeated to the end), skip-copy sequences (${Math.round(s1.skipCopy[1] * 100)}%, p ${s1.skipCopy[2]}) for the first ${s1.skipCopy[0]} steps, seeded
-initialisation below, ${s1.steps} steps, seed ${s1.seed}, same optimizer settings; it forms the previous-token and induction heads
+initialisation above, ${s1.steps} steps, seed ${s1.seed}, same optimizer settings; it forms the previous-token and induction heads
 by step ~1,500 but copies only long segments. Its weights (sha256 \`${STAGE1_SHA256.slice(0, 16)}…\`) are kept in
 \`scripts/train/stage1/\` and retrained there when missing. Its previous-token head ignores the previous position from
 queries 47–63 and 2 (its data never needed it there), so the copies that sit there are not matched. **Stage 2**

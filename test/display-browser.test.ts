@@ -252,7 +252,7 @@ describe("display in browsers", { skip: SKIP }, () => {
   });
 
   test("the committed tour notebook in classic Notebook: as shared (untrusted) pictures, trusted interactive with the induction stripe", async () => {
-    // The .ipynb a reader gets from the repository, not a synthetic one: its five Plotly views must show as
+    // The .ipynb a reader gets from the repository, not a synthetic one: its six Plotly views must show as
     // pictures before trust and draw after it, and hovering the induction head's heatmap must show the stripe.
     const dir = path.join(work, "tour");
     fs.mkdirSync(dir, { recursive: true });
@@ -263,7 +263,7 @@ describe("display in browsers", { skip: SKIP }, () => {
     fs.writeFileSync(path.join(dir, "trusted.ipynb"), JSON.stringify(nb));
     const plotlyViews = (nb.cells as { outputs?: { data?: Record<string, string> }[] }[])
       .flatMap((c) => c.outputs ?? []).filter((o) => String(o.data?.["text/html"] ?? "").includes("data-arrakis-plot")).length;
-    assert.equal(plotlyViews, 5, "the tour has five Plotly views (two detector grids, two heatmaps, the sweep)");
+    assert.equal(plotlyViews, 6, "the tour has six Plotly views (two detector grids, three heatmaps, the sweep)");
     const env = jupyterEnv(path.join(work, "jupyter"));
     trustNotebook(path.join(dir, "trusted.ipynb"), env);
     const server = await startClassicNotebook(dir, env);

@@ -713,7 +713,7 @@ function parseArgs(argv: string[]): Partial<TrainOptions> {
       case "--positions-refit": out.positionsRefit = num(a, argv[++i]); break;
       case "--positions-restart": { const v = argv[++i] ?? ""; out.positionsRestart = v === "none" ? null : num(a, v); break; }
       case "--positions-from": { const v = argv[++i] ?? ""; out.positionsFrom = v === "none" ? null : (v.split(":").map((x) => num(a, x)) as [number, number]); break; }
-      case "--stage1": Object.assign(out, STAGE1); break; // stage 1's recipe from scratch (then --out, --steps … apply)
+      case "--stage1": Object.assign(out, STAGE1, { out: STAGE1_DIR }); break; // stage 1's recipe from scratch, into its kept folder (then --out, --steps … apply)
       case "--stage2": Object.assign(out, STAGE2); break; // stage 2 from stage 1's weights (put it first)
       case "--init": { const v = argv[++i] ?? fail("--init needs a directory, \"stage1\" or \"none\""); out.init = v === "none" ? null : v === "stage1" ? v : path.resolve(v); break; }
       case "--grid-samples": out.gridSamples = num(a, argv[++i]); break;
@@ -743,7 +743,7 @@ function parseArgs(argv: string[]): Partial<TrainOptions> {
         break;
       case "--eval-every": out.evalEvery = num(a, argv[++i]); break;
       case "-h": case "--help":
-        console.log("usage: npx tsx scripts/train/train-embedded.ts [--stage1|--stage2] [--init DIR|stage1|none] [--steps N] [--seed S] [--out DIR] [--batch B] [--lr LR] [--backend wasm|cpu] [--no-check]\n  --stage1 / --stage2 (first) pick a stage's recipe (stage 1 = the defaults); the other options are the recipe's knobs (see TrainOptions)");
+        console.log("usage: npx tsx scripts/train/train-embedded.ts [--stage1|--stage2] [--init DIR|stage1|none] [--steps N] [--seed S] [--out DIR] [--batch B] [--lr LR] [--backend wasm|cpu] [--no-check]\n  --stage1 / --stage2 (first) pick a stage's recipe (stage 2 = the defaults, the shipped model; --stage1 writes scripts/train/stage1/ unless --out follows); the other options are the recipe's knobs (see TrainOptions)");
         process.exit(0);
       default: fail(`unknown argument ${show(a)} (try --help)`);
     }

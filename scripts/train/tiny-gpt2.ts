@@ -122,7 +122,7 @@ export function initParameters(s: TinyGpt2Shape, seed: number, init: InitOptions
  * position" is then a fixed rotation of the query, which a previous-token head learns far sooner than from
  * random positions; the embeddings stay ordinary learned parameters.
  */
-export function sinusoid(out: Float32Array, P: number, D: number, rms: number): void {
+function sinusoid(out: Float32Array, P: number, D: number, rms: number): void {
   for (let p = 0; p < P; p++) {
     for (let i = 0; i < D / 2; i++) {
       const angle = p / 10000 ** ((2 * i) / D);

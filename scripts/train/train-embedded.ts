@@ -28,7 +28,7 @@ import { gridProblems, GridReport, gridTable, inductionGrid } from "./grid";
 import { refitPositions } from "./positions";
 import { gpt2ConfigJson, tokenizerConfigJson, tokenizerJson } from "./hf-files";
 import { FIRST_WORD_ID, Mixture, repeatedSequences, Rng, SyntheticOptions, trainingBatch, VOCAB } from "./synthetic";
-import { causalMask, crossEntropy, forward, HostTensor, initParameters, parameterCount, parameterShapes, sinusoid, TinyGpt2Shape } from "./tiny-gpt2";
+import { causalMask, crossEntropy, forward, HostTensor, initParameters, parameterCount, parameterShapes, TinyGpt2Shape } from "./tiny-gpt2";
 
 export interface TrainOptions {
   steps: number;
@@ -78,12 +78,6 @@ export interface TrainOptions {
    */
   positionsFrom: [number, number] | null;
   /**
-   * With `init`: position embeddings from this row on restart from their initialisation (the sinusoids of
-   * `sinusoidalPositions`), so that the heads' attention there is no longer saturated on what the loaded rows
-   * learned and training can shape them afresh. null: keep them.
-   */
-  positionsRestart: number | null;
-  /**
    * With `init`: this many Adam steps first fit the position rows where layer 0's previous-token head does not
    * attend to the previous position (only those rows) so that it does (`positions.ts`). 0: none.
    */
@@ -99,8 +93,6 @@ export interface TrainOptions {
    * (the default) they start the circuit and then get out of its way.
    */
   skipCopy: [number, number, number];
-  /** `[fraction, p]`: skip-copy sequences for the rest of the run after `skipCopy`'s steps (null: none). */
-  skipCopyLate: [number, number] | null;
   /** A mixture of data forms (see `SyntheticOptions.mix`); null: the forms chosen by `repeatToEnd`/`noRepeat`. */
   mix: Mixture | null;
   /**
@@ -157,7 +149,7 @@ export interface TrainOptions {
 export const STAGE1: Partial<TrainOptions> = {
   steps: 2500, seed: 0, warmup: 100, minSegment: 10, maxSegment: 30, repeatToEnd: true, noRepeat: 0, skipCopy: [500, 0.3, 0.5], init: null, positionsFrom: null,
   // What stage 2 adds, switched off.
-  positionsRestart: null, positionsRefit: 0, mix: null, headDropout: 0, skipCopyLate: null,
+  positionsRefit: 0, mix: null, headDropout: 0,
 };
 export const STAGE1_DIR = path.resolve(__dirname, "stage1");
 export const STAGE1_SHA256 = "9bbb0df7e12a1a2ea1ac1069b58bc236d6ddc6da889133f9c6e455ab9e060ee7";
@@ -185,7 +177,7 @@ export const STAGE1_SHA256 = "9bbb0df7e12a1a2ea1ac1069b58bc236d6ddc6da889133f9c6
  */
 export const STAGE2: Partial<TrainOptions> = {
   steps: 1500, seed: 0, warmup: 50, minSegment: 2, maxSegment: 32, maxCopies: 32, noRepeat: 0.1, repeatToEnd: false,
-  skipCopy: [0, 0, 0], skipCopyLate: null, init: "stage1", positionsFrom: null, positionsRestart: null, positionsRefit: 300,
+  skipCopy: [0, 0, 0], init: "stage1", positionsFrom: null, positionsRefit: 300,
   mix: { toEnd: 0.25, copies: 0.45, early: 0.1, late: 0.1, none: 0.1 }, headDropout: 0.1,
 };
 
@@ -215,7 +207,6 @@ const BASE: TrainOptions = {
   freezeWte: false,
   wteStd: 0.1,
   skipCopy: [500, 0.3, 0.5],
-  skipCopyLate: null,
   mix: null,
   headDropout: 0,
   maxCopies: 32,
@@ -223,7 +214,6 @@ const BASE: TrainOptions = {
   repeatToEnd: true,
   init: null,
   positionsFrom: null,
-  positionsRestart: null,
   positionsRefit: 0,
   backend: "wasm",
   logEvery: 25,
@@ -341,13 +331,6 @@ async function startingWeights(o: TrainOptions, s: TinyGpt2Shape, log: Log): Pro
     if (!(Number.isInteger(to) && Number.isInteger(from) && from >= 0 && from < to && to < s.nCtx)) fail(`--positions-from ${to}:${from}: need 0 <= from < to < ${s.nCtx}`);
     wpe.copyWithin(to * D, from * D, (from + s.nCtx - to) * D); // rows to.. := rows from..
   }
-  if (o.positionsRestart !== null) {
-    const from = o.positionsRestart, D = s.dModel, wpe = out["transformer.wpe.weight"].data;
-    if (!(Number.isInteger(from) && from > 0 && from < s.nCtx)) fail(`--positions-restart ${show(from)}: need an integer in [1, ${s.nCtx - 1}]`);
-    const fresh = new Float32Array(s.nCtx * D);
-    sinusoid(fresh, s.nCtx, D, 0.02);
-    wpe.set(fresh.subarray(from * D), from * D); // rows from.. := their initial sinusoids
-  }
   if (o.positionsRefit > 0) {
     const { head, rows, attention } = refitPositions(s, out, o.positionsRefit, new Rng((o.seed * 7919 + 17) >>> 0));
     log(`position rows ${rows.join(", ")} refitted for L0H${head} (${o.positionsRefit} steps): attention to the previous position ${attention.toFixed(3)} (geometric mean over queries)`);
@@ -376,7 +359,7 @@ export async function trainEmbedded(options: Partial<TrainOptions> = {}, log: Lo
   const wordsAt = (step: number) => scheduled(o.vocabCurriculum, step, V - FIRST_WORD_ID);
   const dataFor = (T: number, step: number): SyntheticOptions => ({
     length: T + 1, maxCopies: o.maxCopies, noRepeat: o.noRepeat, repeatToEnd: o.repeatToEnd,
-    skipCopy: step < o.skipCopy[0] ? { fraction: o.skipCopy[1], p: o.skipCopy[2] } : o.skipCopyLate ? { fraction: o.skipCopyLate[0], p: o.skipCopyLate[1] } : undefined,
+    skipCopy: step < o.skipCopy[0] ? { fraction: o.skipCopy[1], p: o.skipCopy[2] } : undefined,
     mix: o.mix ?? undefined,
     vocabSize: wordsAt(step) + FIRST_WORD_ID, minSegment: Math.min(o.minSegment, Math.floor(T / 2)), maxSegment: o.maxSegment,
   });
@@ -711,7 +694,6 @@ function parseArgs(argv: string[]): Partial<TrainOptions> {
       case "--max-copies": out.maxCopies = num(a, argv[++i]); break;
       case "--no-repeat": out.noRepeat = num(a, argv[++i]); break;
       case "--positions-refit": out.positionsRefit = num(a, argv[++i]); break;
-      case "--positions-restart": { const v = argv[++i] ?? ""; out.positionsRestart = v === "none" ? null : num(a, v); break; }
       case "--positions-from": { const v = argv[++i] ?? ""; out.positionsFrom = v === "none" ? null : (v.split(":").map((x) => num(a, x)) as [number, number]); break; }
       case "--stage1": Object.assign(out, STAGE1, { out: STAGE1_DIR }); break; // stage 1's recipe from scratch, into its kept folder (then --out, --steps … apply)
       case "--stage2": Object.assign(out, STAGE2); break; // stage 2 from stage 1's weights (put it first)
@@ -722,7 +704,6 @@ function parseArgs(argv: string[]): Partial<TrainOptions> {
       case "--heads": out.nHead = num(a, argv[++i]); break;
       case "--min-seg": out.minSegment = num(a, argv[++i]); break;
       case "--max-seg": out.maxSegment = num(a, argv[++i]); break;
-      case "--skip-copy-late": { const v = argv[++i] ?? ""; out.skipCopyLate = v === "none" ? null : (v.split(":").map((x) => num(a, x)) as [number, number]); break; }
       case "--head-dropout": out.headDropout = num(a, argv[++i]); break;
       case "--mix": { // e.g. "0.3:0.6:0.1" or "0.25:0.45:0.1:0.1:0.1" = toEnd:copies:none[:early:late]; "none" for the plain forms
         const v = argv[++i] ?? "";

@@ -11,9 +11,9 @@
  * On Linux it restarts itself with huge pages for large allocations (HUGE_PAGES_ENV, see
  * src/engine/huge-pages.ts) unless GLIBC_TUNABLES is already set: `GLIBC_TUNABLES= node …` measures without.
  */
-import { spawnSync } from "node:child_process";
 import * as os from "node:os";
-import { HUGE_PAGES_ENV, hugePagesState } from "../src/engine/huge-pages";
+import { hugePagesState } from "../src/engine/huge-pages";
+import { runWithHugePages } from "./run-with-huge-pages";
 
 const GiB = 2 ** 30;
 const peakRss = () => (process.resourceUsage().maxRSS * 1024) / GiB;
@@ -96,13 +96,4 @@ async function main(): Promise<void> {
   if (tf.memory().numTensors > 0) console.log(`tf tensors left after dispose: ${tf.memory().numTensors} (the backend's own)`);
 }
 
-if (process.platform === "linux" && process.env.GLIBC_TUNABLES === undefined) {
-  // glibc reads its tunables once at start: run this same script again with them set.
-  const r = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: "inherit", env: { ...process.env, ...HUGE_PAGES_ENV } });
-  process.exit(r.status ?? 1);
-} else {
-  main().catch((e) => {
-    console.error(e);
-    process.exit(1);
-  });
-}
+runWithHugePages(main);

@@ -20,18 +20,18 @@
  *   ARRAKIS_WASM_THREADS=0 npm run bench     (single-threaded wasm)
  *   GLIBC_TUNABLES= npm run bench            (without huge pages; by default the run restarts itself with them, as the kernel runs)
  */
-import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from "node:child_process";
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend, wasmThreads } from "../../src/backend";
-import { backendReport } from "../../src/engine/engine";
-import { engineName, engineReport } from "../../src/engine/engine";
+import { backendReport, engineName, engineReport } from "../../src/engine/engine";
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from "../../src/io/safetensors";
 import { HookedAutoConfig } from "../../src/model/config";
 import { HookedAutoModel } from "../../src/model/hooked-model";
-import { HUGE_PAGES_ENV, hugePagesState } from "../../src/engine/huge-pages";
+import { hugePagesState } from "../../src/engine/huge-pages";
+import { runWithHugePages } from "../run-with-huge-pages";
 import { gpt2Onnx } from "./onnx";
 
 const GPT2_SMALL = { name: "gpt2", n_layer: 12, n_head: 12, n_embd: 768, vocab_size: 50257, n_positions: 1024 };
@@ -698,14 +698,4 @@ function newestMtime(dir: string): number {
   return newest;
 }
 
-if (process.platform === "linux" && process.env.GLIBC_TUNABLES === undefined) {
-  // Measure as the kernel runs (its kernelspec sets the tunable): glibc reads it once at start, so run this
-  // script again with it; the peers inherit it. `GLIBC_TUNABLES= npm run bench` measures without.
-  const r = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: "inherit", env: { ...process.env, ...HUGE_PAGES_ENV } });
-  process.exit(r.status ?? 1);
-} else {
-  main().catch((e) => {
-    console.error(e);
-    process.exitCode = 1;
-  });
-}
+runWithHugePages(main);

@@ -81,6 +81,21 @@ after(async () => {
   if (work) fs.rmSync(work, { recursive: true, force: true });
 });
 
+/** Bundles the JupyterLab output-area page (display-lab-page.ts) for the browser into `dir/page.js`. */
+async function bundleLabPage(dir: string): Promise<void> {
+  const esbuild = await import("esbuild");
+  await esbuild.build({
+    entryPoints: [path.join(__dirname, "display-lab-page.ts")],
+    bundle: true,
+    format: "iife",
+    platform: "browser",
+    outfile: path.join(dir, "page.js"),
+    define: { "process.env.NODE_ENV": '"production"' },
+    loader: { ".svg": "text", ".css": "empty" },
+    logLevel: "error",
+  });
+}
+
 /**
  * The notebook server of these tests has no Arrakis kernelspec (only the outputs are under test), so the classic
  * Notebook opens a modal "Kernel not found" dialog once it has listed the kernels; it covers the outputs and
@@ -323,18 +338,8 @@ describe("display in browsers", { skip: SKIP }, () => {
   });
 
   test("JupyterLab 4 output area: text/html for Plotly views, native vega for Vega-Lite, trusted and untrusted", async () => {
-    const esbuild = await import("esbuild");
     const dir = path.join(work, "lab");
-    await esbuild.build({
-      entryPoints: [path.join(__dirname, "display-lab-page.ts")],
-      bundle: true,
-      format: "iife",
-      platform: "browser",
-      outfile: path.join(dir, "page.js"),
-      define: { "process.env.NODE_ENV": '"production"' },
-      loader: { ".svg": "text", ".css": "empty" },
-      logLevel: "error",
-    });
+    await bundleLabPage(dir);
     const saved = JSON.parse(fs.readFileSync(path.join(work, "nb", "trusted.ipynb"), "utf8")) as {
       cells: { outputs: unknown[] }[];
     };
@@ -492,18 +497,8 @@ describe("circuit views in browsers", { skip: SKIP }, () => {
   });
 
   test("JupyterLab 4 output area: the linked view is live when trusted and its picture when not; the grids and bars render either way", async () => {
-    const esbuild = await import("esbuild");
     const lab = path.join(dir, "lab");
-    await esbuild.build({
-      entryPoints: [path.join(__dirname, "display-lab-page.ts")],
-      bundle: true,
-      format: "iife",
-      platform: "browser",
-      outfile: path.join(lab, "page.js"),
-      define: { "process.env.NODE_ENV": '"production"' },
-      loader: { ".svg": "text", ".css": "empty" },
-      logLevel: "error",
-    });
+    await bundleLabPage(lab);
     const saved = JSON.parse(fs.readFileSync(path.join(dir, "trusted.ipynb"), "utf8")) as { cells: { outputs: unknown[] }[] };
     fs.writeFileSync(
       path.join(lab, "index.html"),
